@@ -1,0 +1,28 @@
+//! The `kahu` binary: command line and server wiring only. Everything else lives in the library
+//! crates (`kahu-tsdb`, `kahu-query`, `kahu-exporter`).
+
+mod cli;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line, the whole chain: "open data directory: create …: Permission denied".
+            eprintln!("kahu: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        cli::Command::Serve(args) => serve::run(args),
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the `kahu` binary: one test binary (fast to link), one module per area.
+
+// Test code may fail loudly: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod harness;
+mod serve;

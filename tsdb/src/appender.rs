@@ -1,0 +1,90 @@
+//! The write boundary: everything that stores samples goes through an [`Appender`].
+
+use crate::model::Labels;
+
+/// Why one sample was not appended. The rest of the batch is unaffected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppendError {
+    /// The sample is older than the newest sample already stored for its series.
+    #[error("out of order sample for series {series}: timestamp {t} is before the last sample at {last}")]
+    OutOfOrder {
+        /// The series, formatted as Prometheus does.
+        series: String,
+        /// Timestamp of the rejected sample.
+        t: i64,
+        /// Timestamp of the newest stored sample.
+        last: i64,
+    },
+    /// Same timestamp as the newest sample of its series but a different value.
+    #[error("duplicate sample for timestamp {t} with a different value for series {series}")]
+    DuplicateTimestamp {
+        /// The series, formatted as Prometheus does.
+        series: String,
+        /// Timestamp of the rejected sample.
+        t: i64,
+    },
+    /// Older than anything the head still accepts.
+    #[error("out of bounds: timestamp {t} is before the oldest accepted timestamp {min_valid}")]
+    OutOfBounds {
+        /// Timestamp of the rejected sample.
+        t: i64,
+        /// The oldest timestamp the head accepts now.
+        min_valid: i64,
+    },
+    /// The label set is not valid.
+    #[error("invalid labels {series}: {reason}")]
+    InvalidLabels {
+        /// The series, formatted as Prometheus does.
+        series: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A commit could not be made durable. Nothing of the batch is visible to queries.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Writing the batch to the write-ahead log failed.
+    #[error("write WAL: {0}")]
+    Wal(#[source] std::io::Error),
+}
+
+/// What a commit stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// Samples made visible and durable.
+    pub samples: u64,
+    /// Series created by this batch.
+    pub new_series: u64,
+}
+
+/// A batch of appends that becomes visible and durable at once on [`Appender::commit`].
+///
+/// Contract:
+/// - **Single use.** `commit` and `rollback` consume the appender; it cannot be reused.
+/// - **Not shared.** An appender is used by one thread; open one per writer. Many appenders may be
+///   open at the same time.
+/// - **Per-sample errors.** [`Appender::append`] validates each sample at once and returns why it
+///   was rejected; a rejected sample is not part of the batch and the rest of the batch is
+///   unaffected. A caller that wants all-or-nothing calls `rollback` on the first error.
+/// - **Order.** Within one series, samples must be appended in increasing timestamp order.
+/// - **Durability.** When `commit` returns `Ok`, the batch is in the write-ahead log: a `kill -9`
+///   of the process after that loses none of it. What a power loss can lose is bounded by the
+///   WAL's fsync policy. Queries created after `commit` returns see the whole batch; queries never
+///   see part of an uncommitted batch.
+pub trait Appender: Send {
+    /// Adds one sample to the batch, or says why it cannot be stored.
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError>;
+
+    /// Makes the batch durable and visible.
+    fn commit(self: Box<Self>) -> Result<CommitSummary, CommitError>;
+
+    /// Discards the batch.
+    fn rollback(self: Box<Self>);
+}
+
+/// Something that hands out appenders (the head, a database).
+pub trait Appendable: Send + Sync {
+    /// A new, empty batch.
+    fn appender(&self) -> Box<dyn Appender + '_>;
+}

@@ -1,0 +1,9 @@
+//! The data model shared by every part of kahu: label sets, label matchers and samples.
+
+mod labels;
+mod matcher;
+mod sample;
+
+pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
