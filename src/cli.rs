@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Minimum level to log: error, warn, info, debug, trace.
     #[arg(long = "log.level", default_value = "info")]
     pub log_level: String,
+
+    /// PromQL engine flags (`--query.*`).
+    #[command(flatten)]
+    pub query: crate::query_flags::QueryFlags,
 }
 
 /// Parses a Prometheus-style duration: `1y`, `2w`, `3d`, `4h`, `5m`, `6s`, `7ms`, combined

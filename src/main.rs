@@ -3,6 +3,7 @@
 
 mod cli;
 mod logging;
+mod query_flags;
 mod serve;
 
 use std::process::ExitCode;

@@ -14,8 +14,8 @@ use axum::routing::get;
 use kahu_exporter::exposition::{self, Format};
 use kahu_exporter::node::{CpuCollector, MeminfoCollector};
 use kahu_exporter::{Batch, Collector};
+use kahu_query::Engine;
 use kahu_query::api::{self, ApiState};
-use kahu_query::{Engine, EngineOptions};
 use kahu_tsdb::{Appendable, Db, Queryable};
 use tokio::sync::{RwLock, watch};
 
@@ -63,7 +63,7 @@ async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
 
     let api_state = Arc::new(ApiState {
         storage: Arc::clone(&shared.db) as Arc<dyn Queryable>,
-        engine: Engine::new(EngineOptions::default()),
+        engine: Engine::new(args.query.engine_options()),
     });
     let app = Router::new()
         .route("/metrics", get(metrics))

@@ -11,7 +11,7 @@
 //! # Example
 //!
 //! ```
-//! use kahu_query::{Engine, Value};
+//! use kahu_query::{Engine, QueryOpts, Value};
 //! use kahu_tsdb::{Appendable, MemHead, Queryable, model::Labels};
 //!
 //! let head = MemHead::new();
@@ -19,8 +19,9 @@
 //! app.append(&Labels::from_pairs([("__name__", "up")]), 10_000, 1.0)?;
 //! app.commit()?;
 //!
-//! let v = Engine::default().instant_query(head.querier()?.as_ref(), "up", 20_000)?;
-//! assert!(matches!(v, Value::Vector(ref s) if s.len() == 1));
+//! let engine = Engine::default();
+//! let res = engine.instant_query(head.querier()?.as_ref(), "up", 20_000, &QueryOpts::default())?;
+//! assert!(matches!(res.value, Value::Vector(ref s) if s.len() == 1));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -29,5 +30,8 @@ pub mod engine;
 pub mod format;
 pub mod value;
 
-pub use engine::{Engine, EngineOptions, EvalError};
+pub use engine::{
+    CancelToken, Engine, EngineOptions, ErrorKind, EvalError, QueryOpts, QueryResult, QueryStats,
+    QueryTimings, SampleStats, StatsLevel,
+};
 pub use value::{InstantSample, RangeSeries, Value};

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kahu_tsdb::Queryable;
 
-use crate::engine::{Engine, EvalError};
+use crate::engine::{Engine, EvalError, QueryOpts};
 pub use params::Params;
 pub use response::{ApiError, ErrorType};
 
@@ -46,10 +46,10 @@ async fn query(
         };
         let task = tokio::task::spawn_blocking(move || {
             let querier = state.storage.querier().map_err(EvalError::Storage)?;
-            state.engine.instant_query(querier.as_ref(), &query, t_ms)
+            state.engine.instant_query(querier.as_ref(), &query, t_ms, &QueryOpts::default())
         });
-        let value = task.await.map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?;
-        value.map_err(ApiError::from_eval)
+        let result = task.await.map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?;
+        result.map(|r| r.value).map_err(ApiError::from_eval)
     }
     .await;
     match result {

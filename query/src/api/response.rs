@@ -3,7 +3,7 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::engine::EvalError;
+use crate::engine::{ErrorKind, EvalError};
 use crate::format::{write_float, write_timestamp};
 use crate::value::Value;
 
@@ -16,6 +16,10 @@ pub enum ErrorType {
     Execution,
     /// A storage or server error (500).
     Internal,
+    /// The query ran out of time (503).
+    Timeout,
+    /// The query was canceled (499).
+    Canceled,
     /// Nothing there (404).
     NotFound,
 }
@@ -27,6 +31,8 @@ impl ErrorType {
             ErrorType::BadData => "bad_data",
             ErrorType::Execution => "execution",
             ErrorType::Internal => "internal",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Canceled => "canceled",
             ErrorType::NotFound => "not_found",
         }
     }
@@ -37,6 +43,9 @@ impl ErrorType {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            // 499 is nginx's "client closed request", which Prometheus uses too.
+            ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             ErrorType::NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -59,13 +68,14 @@ impl ApiError {
 
     /// Maps an engine error to the type Prometheus reports for it.
     pub fn from_eval(err: EvalError) -> Self {
-        let kind = match &err {
-            EvalError::Parse(_) => {
+        let kind = match err.kind() {
+            ErrorKind::BadData => {
                 return ApiError::new(ErrorType::BadData, format!("invalid parameter \"query\": {err}"));
             }
-            EvalError::BadMatcher(_) => ErrorType::BadData,
-            EvalError::Unsupported(_) => ErrorType::Execution,
-            EvalError::Storage(_) => ErrorType::Internal,
+            ErrorKind::Execution => ErrorType::Execution,
+            ErrorKind::Timeout => ErrorType::Timeout,
+            ErrorKind::Canceled => ErrorType::Canceled,
+            ErrorKind::Internal => ErrorType::Internal,
         };
         ApiError::new(kind, err.to_string())
     }
