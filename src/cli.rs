@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Collect node metrics, store them, and serve /metrics and the Prometheus query API.
     Serve(ServeArgs),
+    /// Run PromQL test scripts written in the format of Prometheus' own tests.
+    Promqltest(crate::promqltest::PromqltestArgs),
 }
 
 /// Log line format.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod logging;
+mod promqltest;
 mod query_flags;
 mod serve;
 
@@ -25,5 +26,6 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Promqltest(args) => promqltest::run(args),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`Value`] is what an expression evaluates to: scalar, string, instant vector or matrix.
 //! - [`api`] holds the `/api/v1/...` handlers, which use only the engine and the querier.
 //! - [`format`](mod@format) writes floats and timestamps exactly as Prometheus' JSON does.
+//! - [`promqltest`] runs test scripts in the format of Prometheus' own PromQL tests.
 //!
 //! # Example
 //!
@@ -28,6 +29,7 @@
 pub mod api;
 pub mod engine;
 pub mod format;
+pub mod promqltest;
 pub mod value;
 
 pub use engine::{

@@ -11,18 +11,31 @@
 //! 4. Annotations (warnings and infos) collected on the way are rendered as Prometheus renders
 //!    them, with the position of the expression they are about.
 
+mod aggregate;
+mod annotations;
+mod binary;
 mod error;
+mod eval;
+mod functions;
+mod gofmt;
+mod histogram;
 mod limits;
-mod old;
+pub(crate) mod math;
+mod position;
+mod range_fns;
+mod types;
 
 use std::time::{Duration, Instant};
 
 use kahu_tsdb::Querier;
+use promql_parser::parser::{self, Expr, value::ValueType};
 
-use crate::value::Value;
+use crate::value::{InstantSample, RangeSeries, Value};
 pub use error::{ErrorKind, EvalError};
+use eval::{EvalSettings, Evaluator, check_unique};
 pub use limits::CancelToken;
 use limits::{Gate, Interrupt};
+use types::{Range, Series, Val, drop_marked_names, merge_same_labels};
 
 /// Engine settings, the `--query.*` flags of `kahu serve`. Defaults are Prometheus' defaults.
 #[derive(Debug, Clone)]
@@ -211,23 +224,124 @@ impl Engine {
         let _slot = self.gate.acquire(&interrupt)?;
         let queued = begin.elapsed();
 
+        let prep_start = Instant::now();
+        let expr = parser::parse(query).map_err(EvalError::Parse)?;
+        check_type(&expr, step > 0)?;
+        let prepared = prep_start.elapsed();
+
         let lookback = opts.lookback_delta.unwrap_or(self.opts.lookback_delta);
-        let lookback_ms = i64::try_from(lookback.as_millis()).unwrap_or(i64::MAX);
-        let value = old::eval(querier, query, start, end, step, lookback_ms)?;
+        let settings = EvalSettings {
+            querier,
+            query,
+            interrupt: &interrupt,
+            lookback: eval::duration_ms(lookback),
+            query_start: start,
+            query_end: end,
+            query_step: step,
+            subquery_step: eval::duration_ms(self.opts.default_subquery_step),
+            delayed_name_removal: self.opts.delayed_name_removal,
+            max_samples: self.opts.max_samples,
+        };
+        let range = if step > 0 { Range { start, end, step } } else { Range::instant(start) };
+        let eval_start = Instant::now();
+        let mut ev = Evaluator::new(settings, &expr);
+        let val = ev.eval(&expr, range)?;
+        let inner = eval_start.elapsed();
+        let sort_start = Instant::now();
+        let value = finish(val, range, step > 0)?;
+        let sorted = sort_start.elapsed();
+        let (warnings, infos) = ev.annotations.render(query);
 
         let stats = (opts.stats != StatsLevel::None).then(|| {
             let total = begin.elapsed();
             QueryStats {
                 timings: QueryTimings {
-                    eval_total_time: total.saturating_sub(queued),
-                    inner_eval_time: total.saturating_sub(queued),
+                    eval_total_time: prepared + inner + sorted,
+                    result_sort_time: sorted,
+                    query_preparation_time: prepared,
+                    inner_eval_time: inner,
                     exec_queue_time: queued,
                     exec_total_time: total,
-                    ..QueryTimings::default()
                 },
-                samples: SampleStats::default(),
+                samples: SampleStats {
+                    total_queryable_samples: ev.total_samples,
+                    peak_samples: ev.peak_samples as u64,
+                    total_queryable_samples_per_step: None,
+                },
             }
         });
-        Ok(QueryResult { value, warnings: Vec::new(), infos: Vec::new(), stats })
+        Ok(QueryResult { value, warnings, infos, stats })
     }
+}
+
+/// Prometheus' checks before evaluation: a range query needs a scalar or instant-vector
+/// expression.
+fn check_type(expr: &Expr, range_query: bool) -> Result<(), EvalError> {
+    let ty = expr.value_type();
+    if range_query && !matches!(ty, ValueType::Scalar | ValueType::Vector) {
+        let name = match ty {
+            ValueType::Matrix => "range vector",
+            ValueType::String => "string",
+            ValueType::Scalar => "scalar",
+            ValueType::Vector => "instant vector",
+        };
+        return Err(EvalError::Parse(format!(
+            "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+        )));
+    }
+    Ok(())
+}
+
+/// The final value: names marked for removal dropped, series sorted by labels for range queries.
+fn finish(val: Val, r: Range, range_query: bool) -> Result<Value, EvalError> {
+    let series_out = |mut series: Vec<Series>, merge: bool| -> Result<Vec<Series>, EvalError> {
+        if drop_marked_names(&mut series) {
+            if merge {
+                series = merge_same_labels(series)?;
+            } else {
+                check_unique(&series)?;
+            }
+        }
+        series.retain(|s| !s.points.is_empty());
+        Ok(series)
+    };
+    Ok(match val {
+        Val::Scalar(v) if range_query => Value::Matrix(vec![RangeSeries {
+            labels: kahu_tsdb::model::Labels::empty(),
+            samples: r.timestamps().zip(v).collect(),
+        }]),
+        Val::Scalar(v) => Value::Scalar { t: r.start, v: v.first().copied().unwrap_or(f64::NAN) },
+        Val::String(s) => Value::String { t: r.start, v: s },
+        Val::Vector(series) if range_query => {
+            let mut series = series_out(series, true)?;
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(
+                series
+                    .into_iter()
+                    .map(|s| RangeSeries {
+                        labels: s.labels,
+                        samples: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
+                    })
+                    .collect(),
+            )
+        }
+        Val::Vector(series) => Value::Vector(
+            series_out(series, false)?
+                .into_iter()
+                .filter_map(|s| {
+                    let p = s.points.first()?;
+                    Some(InstantSample { labels: s.labels, t: r.start, v: p.v })
+                })
+                .collect(),
+        ),
+        Val::Matrix(series) => Value::Matrix(
+            series_out(series, false)?
+                .into_iter()
+                .map(|s| RangeSeries {
+                    labels: s.labels,
+                    samples: s.points.into_iter().map(|p| (p.t, p.v)).collect(),
+                })
+                .collect(),
+        ),
+    })
 }
