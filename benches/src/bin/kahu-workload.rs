@@ -1,0 +1,219 @@
+//! `kahu-workload`: measure, push and capture the benchmark workloads.
+//!
+//! ```text
+//! kahu-workload stats --series 10000 --duration 24h
+//! kahu-workload push --url http://127.0.0.1:9090/api/v1/write --series 10000 --duration 24h
+//! kahu-workload push --url … --capture benches/testdata/node-exporter-1h.capture.zst
+//! kahu-workload capture --target node=http://127.0.0.1:9100/metrics --count 240 --dir /tmp/cap
+//! kahu-workload pack --dir /tmp/cap --out benches/testdata/….capture.zst
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use kahu_benches::capture::Capture;
+use kahu_benches::remote_write::{PushOptions, push};
+use kahu_benches::workload::{Config, Workload, stats};
+
+#[derive(Parser)]
+#[command(name = "kahu-workload", about = "kahu's benchmark workloads: generate, push, capture")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct WorkloadArgs {
+    /// Active series.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Length of the run (e.g. 24h, 90m).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    duration: Duration,
+    /// Start of the run in Unix milliseconds; default: the standard fixed start for `stats`,
+    /// and now minus the duration (rounded down to the hour) for `push`, so that receivers with
+    /// a retention window accept everything.
+    #[arg(long)]
+    start_ms: Option<i64>,
+    /// Pod churn (new series per day as a fraction of the active ones).
+    #[arg(long, default_value_t = 0.5)]
+    churn_per_day: f64,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl WorkloadArgs {
+    fn config(&self, default_start_now: bool) -> Result<Config> {
+        let mut cfg = Config {
+            series: self.series,
+            duration_ms: i64::try_from(self.duration.as_millis()).context("duration too long")?,
+            churn_per_day: self.churn_per_day,
+            ..Config::default()
+        };
+        if let Some(seed) = self.seed {
+            cfg.seed = seed;
+        }
+        match self.start_ms {
+            Some(s) => cfg.start_ms = s,
+            None if default_start_now => {
+                let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+                cfg.start_ms = (now - cfg.duration_ms) / 3_600_000 * 3_600_000;
+            }
+            None => {}
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the workload once and print its figures.
+    Stats(WorkloadArgs),
+    /// Push the workload (or a capture) through Prometheus remote write 1.0.
+    Push {
+        /// Remote-write endpoint.
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Push this packed capture instead of the generated workload (its own timestamps).
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Samples per request.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+    },
+    /// Scrape targets every interval into DIR/<name>/<unix-ms>.prom.
+    Capture {
+        /// `name=url`, repeatable.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// Number of scrapes.
+        #[arg(long, default_value_t = 240)]
+        count: usize,
+        /// Time between scrapes.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Output directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Pack a capture directory into one compressed canned dataset.
+    Pack {
+        /// Directory written by `capture`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Output file (`*.capture.zst`).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Parses a Prometheus-style duration: `1500ms`, `15s`, `90m`, `24h`, `2d`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("invalid duration {s:?}: unit must be ms, s, m, h or d")),
+    };
+    Ok(Duration::from_millis(n * ms))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kahu-workload: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Stats(args) => {
+            let cfg = args.config(false)?;
+            let s = stats(&cfg);
+            println!("active series at start   {}", s.active_at_start);
+            println!("distinct series          {}", s.series_created);
+            println!("samples                  {}", s.samples);
+            println!("label bytes per series   {:.1}", s.label_bytes_per_series);
+        }
+        Cmd::Push { url, workload, capture, connections, batch } => {
+            let opts = PushOptions { url, samples_per_request: batch, connections, ..PushOptions::default() };
+            let report = match capture {
+                Some(path) => {
+                    let c =
+                        Capture::read(&path).with_context(|| format!("read capture {}", path.display()))?;
+                    push(&mut c.replay(), &opts)?
+                }
+                None => push(&mut Workload::new(workload.config(true)?), &opts)?,
+            };
+            let secs = report.elapsed.as_secs_f64();
+            println!(
+                "pushed {} samples in {} requests ({} body bytes) in {:.2}s: {:.0} samples/s",
+                report.samples,
+                report.requests,
+                report.body_bytes,
+                secs,
+                report.samples as f64 / secs.max(1e-9)
+            );
+        }
+        Cmd::Capture { targets, count, interval, dir } => capture(&targets, count, interval, &dir)?,
+        Cmd::Pack { dir, out } => {
+            let c = Capture::from_dir(&dir)?;
+            c.write(&out)?;
+            let size = std::fs::metadata(&out)?.len();
+            println!(
+                "{} samples, {} bytes ({:.2} bytes/sample)",
+                c.samples(),
+                size,
+                size as f64 / c.samples().max(1) as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+fn capture(targets: &[String], count: usize, interval: Duration, dir: &std::path::Path) -> Result<()> {
+    let mut parsed = Vec::new();
+    for t in targets {
+        let Some((name, url)) = t.split_once('=') else { bail!("--target must be name=url, got {t:?}") };
+        std::fs::create_dir_all(dir.join(name))?;
+        parsed.push((name.to_string(), url.to_string()));
+    }
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build().into();
+    for i in 0..count {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+        for (name, url) in &parsed {
+            let t = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+            match agent.get(url).header("Accept", "text/plain;version=0.0.4").call() {
+                Ok(mut r) => {
+                    let body = r.body_mut().read_to_string()?;
+                    std::fs::write(dir.join(name).join(format!("{t}.prom")), body)?;
+                }
+                Err(e) => eprintln!("scrape {name} ({url}): {e}"),
+            }
+        }
+        if i + 1 < count {
+            let ival = interval.as_millis().max(1);
+            let wait = ival - now.as_millis() % ival;
+            std::thread::sleep(Duration::from_millis(u64::try_from(wait)?));
+        }
+    }
+    Ok(())
+}
