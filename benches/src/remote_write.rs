@@ -124,6 +124,9 @@ pub fn encode_write_request<'a>(series: impl IntoIterator<Item = (&'a [u8], &'a 
     out
 }
 
+/// One series' pre-encoded labels and its samples in one request.
+type Group<'a> = (&'a [u8], Vec<(i64, f64)>);
+
 /// One request's worth of samples for one shard, in arrival order.
 struct Batch {
     samples: Vec<(SeriesId, i64, f64)>,
@@ -224,7 +227,7 @@ fn sender(
     let mut encoder = snap::raw::Encoder::new();
     for (batch, labels) in rx {
         // Group consecutive samples of one series into one TimeSeries, as Prometheus does.
-        let mut groups: Vec<(&[u8], Vec<(i64, f64)>)> = Vec::new();
+        let mut groups: Vec<Group<'_>> = Vec::new();
         let mut index: std::collections::HashMap<SeriesId, usize> = std::collections::HashMap::new();
         for ((id, t, v), l) in batch.samples.iter().zip(&labels) {
             let i = *index.entry(*id).or_insert_with(|| {
