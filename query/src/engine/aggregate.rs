@@ -334,17 +334,12 @@ impl<'q> Evaluator<'q> {
             input.iter().map(|s| labels_hash(&s.labels) as f64 / u64::MAX as f64).collect();
         let mut out: Vec<Vec<Point>> = vec![Vec::new(); input.len()];
         let mut order = Vec::new();
-        let mut capped: Option<(f64, f64)> = None;
         self.by_step(&input, &groups, r, &mut |_, step, t, members| {
-            let mut ratio = ratios.get(step).copied().unwrap_or(f64::NAN);
+            let ratio = ratios.get(step).copied().unwrap_or(f64::NAN);
             if ratio.is_nan() {
                 return Err(EvalError::exec(format!("Ratio value {} is NaN", go_float_g(ratio))));
             }
-            if !(-1.0..=1.0).contains(&ratio) {
-                let c = ratio.clamp(-1.0, 1.0);
-                capped = Some((ratio, c));
-                ratio = c;
-            }
+            let ratio = ratio.clamp(-1.0, 1.0);
             if ratio == 0.0 {
                 return Ok(());
             }
@@ -362,8 +357,17 @@ impl<'q> Evaluator<'q> {
             }
             Ok(())
         })?;
-        if let (Some((ratio, c)), Some(p)) = (capped, a.param.as_deref()) {
-            self.annotate(Level::Warning, annotations::invalid_ratio(ratio, c), p);
+        if let Some(p) = a.param.as_deref()
+            && !ratios.iter().any(|r| r.is_nan())
+        {
+            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            if max > 1.0 {
+                self.annotate(Level::Warning, annotations::invalid_ratio(max, 1.0), p);
+            }
+            if min < -1.0 {
+                self.annotate(Level::Warning, annotations::invalid_ratio(min, -1.0), p);
+            }
         }
         Ok(take_in_order(input, out, &order))
     }
@@ -378,13 +382,9 @@ impl<'q> Evaluator<'q> {
     ) -> Result<Vec<Series>, EvalError> {
         let groups = group_series(&input, grouping);
         let mut out: Vec<Vec<Point>> = vec![Vec::new(); groups.labels.len()];
-        let mut bad_q = Vec::new();
         let mut values = Vec::new();
         self.by_step(&input, &groups, r, &mut |_, step, t, members| {
             let q = qs.get(step).copied().unwrap_or(f64::NAN);
-            if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                bad_q.push(q);
-            }
             for (g, m) in members.iter().enumerate() {
                 if m.is_empty() {
                     continue;
@@ -397,9 +397,20 @@ impl<'q> Evaluator<'q> {
             }
             Ok(())
         })?;
+        // Like Prometheus, one warning for NaN, or one each for the largest and smallest
+        // out-of-range value over all steps.
         if let Some(p) = a.param.as_deref() {
-            for q in bad_q {
-                self.annotate(Level::Warning, annotations::invalid_quantile(q), p);
+            if qs.iter().any(|q| q.is_nan()) {
+                self.annotate(Level::Warning, annotations::invalid_quantile(f64::NAN), p);
+            } else {
+                let max = qs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let min = qs.iter().copied().fold(f64::INFINITY, f64::min);
+                if max > 1.0 {
+                    self.annotate(Level::Warning, annotations::invalid_quantile(max), p);
+                }
+                if min < 0.0 {
+                    self.annotate(Level::Warning, annotations::invalid_quantile(min), p);
+                }
             }
         }
         Ok(groups

@@ -503,6 +503,16 @@ impl Evaluator<'_> {
         for name in non_counters {
             self.annotate(Level::Info, annotations::possible_non_counter(&name), marg);
         }
+        if f == Func::QuantileOverTime
+            && !out.is_empty()
+            && let (Some(qs), Some(qarg)) = (params.first(), args.first())
+        {
+            for &q in qs {
+                if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                    self.annotate(Level::Warning, annotations::invalid_quantile(q), qarg);
+                }
+            }
+        }
         Ok(Val::Vector(self.settle_names(out, false)?))
     }
 

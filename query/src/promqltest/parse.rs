@@ -104,7 +104,8 @@ pub(crate) enum Command {
     },
 }
 
-/// Splits a script into commands. Comment lines end blocks, like blank lines.
+/// Splits a script into commands, as Prometheus' harness does: `clear` is one line; `load` and
+/// `eval` take the lines after them up to the first empty one. Comment lines count as empty.
 pub(crate) fn parse_script(text: &str) -> Vec<Command> {
     let lines: Vec<String> = text
         .lines()
@@ -115,50 +116,40 @@ pub(crate) fn parse_script(text: &str) -> Vec<Command> {
         .collect();
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(line) = lines.get(i) {
-        if line.is_empty() {
-            i += 1;
+    while let Some(head) = lines.get(i) {
+        let line = i + 1;
+        i += 1;
+        if head.is_empty() {
             continue;
         }
-        let start = i;
-        let mut block = vec![line.clone()];
-        i += 1;
+        let word = head.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let invalid = |reason: String| Command::Invalid { line, text: head.clone(), reason };
+        if word == "clear" {
+            out.push(Command::Clear);
+            continue;
+        }
+        if !word.starts_with("load") && !word.starts_with("eval") {
+            out.push(invalid(format!("invalid command {head:?}")));
+            continue;
+        }
+        let mut body = Vec::new();
         while let Some(l) = lines.get(i).filter(|l| !l.is_empty()) {
-            block.push(l.clone());
+            body.push(l.clone());
             i += 1;
         }
-        out.extend(parse_block(start + 1, &block));
+        out.push(if word.starts_with("load") {
+            match parse_load(head, &body) {
+                Ok((step, series)) => Command::Load { line, step, series },
+                Err(e) => invalid(e),
+            }
+        } else {
+            match parse_eval(line, head, &body) {
+                Ok(ev) => Command::Eval(Box::new(ev)),
+                Err(e) => invalid(e),
+            }
+        });
     }
     out
-}
-
-fn parse_block(line: usize, block: &[String]) -> Vec<Command> {
-    let Some(head) = block.first() else { return Vec::new() };
-    let word = head.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-    let invalid = |reason: String| Command::Invalid { line, text: head.clone(), reason };
-    if word == "clear" {
-        let mut out = vec![Command::Clear];
-        // A clear has no body; anything after it is its own (invalid) command.
-        out.extend(block.iter().skip(1).enumerate().map(|(k, l)| Command::Invalid {
-            line: line + 1 + k,
-            text: l.clone(),
-            reason: "invalid command".into(),
-        }));
-        return out;
-    }
-    if word.starts_with("load") {
-        return vec![match parse_load(head, block.get(1..).unwrap_or(&[])) {
-            Ok((step, series)) => Command::Load { line, step, series },
-            Err(e) => invalid(e),
-        }];
-    }
-    if word.starts_with("eval") {
-        return vec![match parse_eval(line, head, block.get(1..).unwrap_or(&[])) {
-            Ok(ev) => Command::Eval(Box::new(ev)),
-            Err(e) => invalid(e),
-        }];
-    }
-    vec![invalid(format!("invalid command {word:?}"))]
 }
 
 fn parse_load(head: &str, body: &[String]) -> Result<(i64, Vec<SeriesDesc>), String> {
