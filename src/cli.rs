@@ -25,6 +25,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run PromQL test scripts written in the format of Prometheus' own tests.
     Promqltest(crate::promqltest::PromqltestArgs),
+    /// Evaluate a PromQL expression against a kahu server or a data directory.
+    Query(crate::query::QueryArgs),
 }
 
 /// Log line format.
@@ -76,6 +78,9 @@ pub struct ServeArgs {
     /// PromQL engine flags (`--query.*`).
     #[command(flatten)]
     pub query: crate::query_flags::QueryFlags,
+    /// HTTP API flags.
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 /// Parses a Prometheus-style duration: `1y`, `2w`, `3d`, `4h`, `5m`, `6s`, `7ms`, combined

@@ -4,8 +4,10 @@
 mod cli;
 mod logging;
 mod promqltest;
+mod query;
 mod query_flags;
 mod serve;
+mod web;
 
 use std::process::ExitCode;
 
@@ -27,5 +29,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Promqltest(args) => promqltest::run(args),
+        cli::Command::Query(args) => query::run(args),
     }
 }

@@ -15,8 +15,8 @@ use kahu_exporter::exposition::{self, Format};
 use kahu_exporter::node::{CpuCollector, MeminfoCollector};
 use kahu_exporter::{Batch, Collector};
 use kahu_query::Engine;
-use kahu_query::api::{self, ApiState};
-use kahu_tsdb::{Appendable, Db, Queryable};
+use kahu_query::api;
+use kahu_tsdb::{Appendable, Db};
 use tokio::sync::{RwLock, watch};
 
 use crate::cli::ServeArgs;
@@ -27,6 +27,8 @@ struct Shared {
     /// The last collection pass, served by /metrics without re-reading the kernel.
     snapshot: RwLock<Arc<Batch>>,
     ready: AtomicBool,
+    /// Each collection pass, for /api/v1/targets.
+    collection: Arc<crate::web::CollectionStatus>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -43,12 +45,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
-    let shared =
-        Arc::new(Shared { db, snapshot: RwLock::new(Arc::new(Batch::new())), ready: AtomicBool::new(false) });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
     let local = listener.local_addr().context("read listen address")?;
+    let collection = Arc::new(crate::web::CollectionStatus::new(local.to_string(), args.collect_interval));
+    let shared = Arc::new(Shared {
+        db,
+        snapshot: RwLock::new(Arc::new(Batch::new())),
+        ready: AtomicBool::new(false),
+        collection: Arc::clone(&collection),
+    });
     tracing::info!(address = %local, data_dir = %args.data_dir.display(), "kahu listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -61,10 +68,12 @@ async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let api_state = Arc::new(ApiState {
-        storage: Arc::clone(&shared.db) as Arc<dyn Queryable>,
-        engine: Engine::new(args.query.engine_options()),
-    });
+    let api_state = Arc::new(crate::web::api_state(
+        &args,
+        &shared.db,
+        Engine::new(args.query.engine_options()),
+        collection,
+    )?);
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "kahu is Healthy.\n" }).head(|| async {}))
@@ -146,16 +155,21 @@ async fn collection_loop(
 
 fn collect_once(shared: &Shared, collectors: &std::sync::Mutex<Vec<Box<dyn Collector>>>, t: i64) -> Batch {
     let mut batch = Batch::new();
+    let (started, clock) = (SystemTime::now(), std::time::Instant::now());
+    let mut first_error = None;
     match collectors.lock() {
         Ok(mut collectors) => {
             for c in collectors.iter_mut() {
                 if let Err(err) = c.collect(&mut batch) {
                     tracing::warn!(collector = c.name(), error = %err, "collector failed");
+                    first_error.get_or_insert_with(|| format!("{}: {err}", c.name()));
                 }
             }
         }
         Err(_) => tracing::error!("collector state poisoned by an earlier panic"),
     }
+    crate::web::record_metadata(shared.db.metadata(), &batch);
+    shared.collection.record(started, clock.elapsed(), first_error);
     let mut app = shared.db.appender();
     let mut rejected = 0u64;
     for (labels, v) in batch.series() {

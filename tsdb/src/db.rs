@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::appender::{Appendable, Appender};
 use crate::mem::MemHead;
+use crate::metadata::MetadataStore;
 use crate::querier::{Querier, QueryError, Queryable};
 
 /// Opening the data directory failed.
@@ -47,6 +48,7 @@ pub struct Options {}
 pub struct Db {
     dir: PathBuf,
     head: MemHead,
+    metadata: std::sync::Arc<MetadataStore>,
     // Held for the lifetime of the Db; the OS releases the lock when the file is closed.
     _lock: File,
 }
@@ -72,12 +74,17 @@ impl Db {
                 return Err(OpenError::NotWritable { path: dir, source });
             }
         }
-        Ok(Db { dir, head: MemHead::new(), _lock: lock })
+        Ok(Db { dir, head: MemHead::new(), metadata: Default::default(), _lock: lock })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Metric metadata (TYPE/HELP/UNIT) that writers report and `/api/v1/metadata` serves.
+    pub fn metadata(&self) -> &std::sync::Arc<MetadataStore> {
+        &self.metadata
     }
 
     /// Number of series in the head.

@@ -11,6 +11,7 @@
 //!   each with a [`SampleIter`] (`next`, `seek`). Handed out by a [`Queryable`].
 //! - [`Db`]: a data directory; implements both.
 //! - [`MemHead`]: an in-memory store for tests and test scripts.
+//! - [`MetadataStore`](metadata::MetadataStore): TYPE/HELP/UNIT per metric family, in memory.
 //!
 //! # Example
 //!
@@ -31,6 +32,7 @@
 pub mod appender;
 mod db;
 mod mem;
+pub mod metadata;
 pub mod model;
 pub mod querier;
 mod validate;
