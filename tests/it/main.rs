@@ -3,5 +3,6 @@
 // Test code may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+mod api;
 mod harness;
 mod serve;
