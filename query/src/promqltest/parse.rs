@@ -360,9 +360,9 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
         "inf" => f64::INFINITY,
         "nan" => f64::NAN,
         lower => {
-            if let Some(hex) = lower.strip_prefix("0x") {
-                i64::from_str_radix(hex, 16).ok()? as f64
-            } else if body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+            // No hexadecimal: Prometheus' lexer disallows it in series descriptions, where
+            // `0x10` means "0 repeated 10 times".
+            if body.starts_with(|c: char| c.is_ascii_digit() || c == '.') && !lower.starts_with("0x") {
                 match body.parse::<f64>() {
                     Ok(v) if !body.ends_with(['i', 'I', 'n', 'N', 'y', 'Y']) => v,
                     _ => parse_duration(body).ok()? as f64 / 1000.0,
@@ -548,9 +548,7 @@ fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
 fn split_times(item: &str) -> (&str, Option<&str>) {
     if let Some(x) = item.rfind('x') {
         let (head, tail) = (item.get(..x).unwrap_or(""), item.get(x + 1..).unwrap_or(""));
-        // `0x10` is a hexadecimal number, not "0 repeated 10 times" (as in Prometheus' lexer).
-        let hex = head == "0";
-        if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) && !head.is_empty() && !hex {
+        if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) && !head.is_empty() {
             return (head, Some(tail));
         }
     }
@@ -591,8 +589,8 @@ mod tests {
         let (l, _) = parse_series_desc(r#"{"my.metric", "a.b"="c"} 1"#).unwrap();
         assert_eq!(l, Labels::from_pairs([("__name__", "my.metric"), ("a.b", "c")]));
         assert_eq!(
-            parse_series_desc("x 1e3 -Inf 0x10 1m").unwrap().1,
-            [Some(1e3), Some(f64::NEG_INFINITY), Some(16.0), Some(60.0)]
+            parse_series_desc("x 1e3 -Inf 1m 0x2").unwrap().1,
+            [Some(1e3), Some(f64::NEG_INFINITY), Some(60.0), Some(0.0), Some(0.0), Some(0.0)]
         );
     }
 
