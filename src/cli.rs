@@ -27,6 +27,8 @@ pub enum Command {
     Promqltest(crate::promqltest::PromqltestArgs),
     /// Evaluate a PromQL expression against a kahu server or a data directory.
     Query(crate::query::QueryArgs),
+    /// Run one collection pass and print it in the exposition format (for debugging a node).
+    Collect(crate::exporter::CollectArgs),
 }
 
 /// Log line format.
@@ -63,9 +65,9 @@ pub struct ServeArgs {
     #[arg(long = "collect.interval", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub collect_interval: Duration,
 
-    /// Mount point of the proc filesystem (a DaemonSet mounts the host's at /host/proc).
-    #[arg(long = "path.procfs", value_name = "PATH", default_value = "/proc")]
-    pub procfs: PathBuf,
+    /// Exporter flags (host paths, runtime, collectors).
+    #[command(flatten)]
+    pub exporter: crate::exporter::ExporterArgs,
 
     /// Log line format.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]

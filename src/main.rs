@@ -2,6 +2,7 @@
 //! crates (`kahu-tsdb`, `kahu-query`, `kahu-exporter`).
 
 mod cli;
+mod exporter;
 mod logging;
 mod promqltest;
 mod query;
@@ -30,5 +31,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Promqltest(args) => promqltest::run(args),
         cli::Command::Query(args) => query::run(args),
+        cli::Command::Collect(args) => exporter::collect_command(args),
     }
 }

@@ -110,8 +110,10 @@ pub fn record_metadata(store: &MetadataStore, batch: &Batch) {
         let kind = match f.kind {
             kahu_exporter::collector::MetricType::Counter => MetricType::Counter,
             kahu_exporter::collector::MetricType::Gauge => MetricType::Gauge,
+            kahu_exporter::collector::MetricType::Untyped => MetricType::Unknown,
         };
-        store.set("kahu", &f.name, Metadata { kind, help: f.help.clone(), unit: String::new() });
+        let unit = f.unit().unwrap_or("").to_string();
+        store.set("kahu", &f.name, Metadata { kind, help: f.help.to_string(), unit });
     }
 }
 

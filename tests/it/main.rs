@@ -4,5 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod api;
+mod capture;
+mod containerd;
+mod exporter;
 mod harness;
 mod serve;

@@ -39,14 +39,11 @@ impl Collector for MeminfoCollector {
         "meminfo"
     }
 
-    fn collect(&mut self, batch: &mut Batch) -> Result<(), CollectError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|e| CollectError::Read {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+    fn collect(&mut self, batch: &mut Batch, _now_ms: i64) -> Result<(), CollectError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|e| CollectError::read(&self.path, e))?;
         for (name, value) in parse_meminfo(&text) {
             let help = format!("Memory information field {}.", name.trim_start_matches("node_memory_"));
-            batch.family(&name, &help, MetricType::Gauge).sample::<&str, &str>([], value);
+            batch.family(&name, help, MetricType::Gauge).sample::<&str, &str>([], value);
         }
         Ok(())
     }

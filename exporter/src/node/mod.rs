@@ -1,7 +1,21 @@
-//! Node collectors with node_exporter's metric names.
+//! Node collectors with node_exporter's metric names, types, labels and HELP texts: `cpu` and
+//! `stat` (`/proc/stat`), `meminfo`, `loadavg`, `filesystem`, `diskstats`, `netdev`, `pressure`,
+//! `uname`, `time`, `vmstat` and `filefd`.
 
-mod cpu;
+mod diskstats;
+mod filesystem;
 mod meminfo;
+mod netdev;
+mod stat;
+mod system;
 
-pub use cpu::CpuCollector;
+pub use diskstats::{DEFAULT_DEVICE_EXCLUDE, DiskstatsCollector, parse_diskstats};
+pub use filesystem::{
+    DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE, FilesystemCollector, FilesystemOptions,
+};
 pub use meminfo::{MeminfoCollector, parse_meminfo};
+pub use netdev::NetdevCollector;
+pub use stat::{CpuTimes, ProcStat, StatCollector, parse_stat};
+pub use system::{
+    FilefdCollector, LoadavgCollector, PressureCollector, TimeCollector, UnameCollector, VmstatCollector,
+};
