@@ -80,7 +80,7 @@ pub struct ExporterArgs {
     pub raw_cgroups: String,
 
     /// Do not count processes, file descriptors and sockets per container (saves reading
-    /// /proc/<pid>/fd of every process).
+    /// `/proc/<pid>/fd` of every process).
     #[arg(long = "no-collector.cgroup.process-metrics")]
     pub no_process_metrics: bool,
 
