@@ -254,7 +254,7 @@ fn metadata_comes_from_the_collectors_families() {
     let v = server.get("/api/v1/metadata?metric=node_cpu_seconds_total").json();
     assert_eq!(
         v["data"],
-        json!({"node_cpu_seconds_total": [{"type": "counter", "unit": "", "help": "Seconds the CPUs spent in each mode."}]})
+        json!({"node_cpu_seconds_total": [{"type": "counter", "unit": "seconds", "help": "Seconds the CPUs spent in each mode."}]})
     );
     let all = server.get("/api/v1/metadata").json();
     let families = all["data"].as_object().unwrap();
