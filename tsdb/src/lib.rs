@@ -30,6 +30,7 @@
 //! ```
 
 pub mod appender;
+pub mod block;
 mod db;
 mod mem;
 pub mod metadata;

@@ -1,0 +1,4 @@
+//! Persistent blocks: immutable, mmap-backed directories of compressed chunks and an index. The
+//! byte layouts are in `docs/format/`.
+
+pub mod codec;
