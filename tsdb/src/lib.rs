@@ -32,6 +32,8 @@
 pub mod appender;
 pub mod block;
 mod db;
+pub mod fs;
+pub mod index;
 mod mem;
 pub mod metadata;
 pub mod model;
