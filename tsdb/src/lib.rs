@@ -11,6 +11,8 @@
 //!   each with a [`SampleIter`] (`next`, `seek`). Handed out by a [`Queryable`].
 //! - [`Db`]: a data directory; implements both.
 //! - [`MemHead`]: an in-memory store for tests and test scripts.
+//! - [`block`]: persistent, compressed, mmap-backed blocks ([`block::write_block`],
+//!   [`block::Block`], [`block::BlocksQuerier`]) and their [`index`].
 //! - [`MetadataStore`](metadata::MetadataStore): TYPE/HELP/UNIT per metric family, in memory.
 //!
 //! # Example

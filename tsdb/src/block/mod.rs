@@ -1,6 +1,23 @@
 //! Persistent blocks: immutable, mmap-backed directories of compressed chunks and an index. The
 //! byte layouts are in `docs/format/`.
+//!
+//! - [`write_block`] writes sorted series into a new block (temporary directory, fsync, rename).
+//! - [`Block`] opens one, checking every checksum, and reads series and samples from it.
+//! - [`BlocksQuerier`] answers the [`Querier`](crate::Querier) contract over a set of blocks.
 
 pub mod chunks;
 pub mod codec;
+pub mod meta;
+mod querier;
+mod reader;
 pub mod section;
+mod writer;
+
+pub use chunks::FrameCache;
+pub use meta::BlockMeta;
+pub use querier::BlocksQuerier;
+pub use reader::{Block, BlockError};
+pub use writer::{BlockSpec, BlockWriteError, TMP_CREATION, TMP_DELETION, WriteOptions, write_block};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! The [`Querier`] contract over a set of blocks: series with the same labels in several blocks
+//! (consecutive ranges, or overlapping ones from backfill) are merged, and a timestamp present
+//! in more than one block is returned once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::reader::{Block, BlockError};
+use crate::index::ChunkMeta;
+use crate::model::{Labels, Matcher, Sample};
+use crate::querier::{Querier, QueryError, SampleIter, Series, SeriesSet};
+
+fn query_err(e: BlockError) -> QueryError {
+    QueryError::Corruption { location: e.file(), reason: format!("{:#}", DisplayChain(&e)) }
+}
+
+/// Formats an error with its sources, `a: b: c`.
+struct DisplayChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut src = self.0.source();
+        while let Some(s) = src {
+            write!(f, ": {s}")?;
+            src = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// A querier over a snapshot of blocks. Holding it keeps the blocks (and their mappings) alive.
+#[derive(Debug, Clone)]
+pub struct BlocksQuerier {
+    blocks: Vec<Arc<Block>>,
+}
+
+impl BlocksQuerier {
+    /// A querier over `blocks` (any order; overlaps allowed).
+    pub fn new(blocks: Vec<Arc<Block>>) -> Self {
+        BlocksQuerier { blocks }
+    }
+
+    fn overlapping(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &Arc<Block>> {
+        self.blocks.iter().filter(move |b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+    }
+
+    /// Matching series with their chunks in every overlapping block, by labels.
+    fn matching(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<BTreeMap<Labels, Vec<Part>>, QueryError> {
+        let mut out: BTreeMap<Labels, Vec<Part>> = BTreeMap::new();
+        for b in self.overlapping(mint, maxt) {
+            let to_err = |source| query_err(BlockError::Index { dir: b.dir().to_path_buf(), source });
+            let ids = b.index().select(matchers).map_err(to_err)?;
+            for (_, labels, chunks) in b.index().series(&ids).map_err(to_err)? {
+                let chunks: Vec<ChunkMeta> =
+                    chunks.into_iter().filter(|c| c.maxt >= mint && c.mint <= maxt).collect();
+                if !chunks.is_empty() {
+                    out.entry(labels).or_default().push(Part { block: b.clone(), chunks });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Part {
+    block: Arc<Block>,
+    chunks: Vec<ChunkMeta>,
+}
+
+struct BlockSeries {
+    labels: Labels,
+    parts: Vec<Part>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Series for BlockSeries {
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    fn iter(&self) -> Box<dyn SampleIter + '_> {
+        let mut samples: Vec<Sample> = Vec::new();
+        let mut err = None;
+        let sorted = self.parts.len() <= 1
+            || self
+                .parts
+                .windows(2)
+                .all(|w| matches!(w, [a, b] if a.block.meta().max_time <= b.block.meta().min_time));
+        for p in &self.parts {
+            match p.block.samples(&p.chunks, self.mint, self.maxt) {
+                Ok(s) => samples.extend(s),
+                Err(e) => {
+                    err = Some(query_err(e));
+                    break;
+                }
+            }
+        }
+        if !sorted {
+            // Overlapping blocks: merge by time; a timestamp in several blocks counts once.
+            samples.sort_by_key(|s| s.t);
+            samples.dedup_by_key(|s| s.t);
+        }
+        Box::new(VecIter { samples, pos: 0, err })
+    }
+}
+
+/// A [`SampleIter`] that owns its samples.
+#[derive(Debug)]
+pub struct VecIter {
+    samples: Vec<Sample>,
+    pos: usize,
+    err: Option<QueryError>,
+}
+
+impl SampleIter for VecIter {
+    fn next(&mut self) -> Option<Sample> {
+        let s = self.samples.get(self.pos).copied();
+        if s.is_some() {
+            self.pos += 1;
+        }
+        s
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        let start = self.pos.saturating_sub(1);
+        let rest = self.samples.get(start..).unwrap_or(&[]);
+        let i = start + rest.partition_point(|s| s.t < t);
+        let s = self.samples.get(i).copied();
+        self.pos = if s.is_some() { i + 1 } else { self.samples.len() };
+        s
+    }
+
+    fn err(&self) -> Option<&QueryError> {
+        self.err.as_ref()
+    }
+}
+
+impl Querier for BlocksQuerier {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<SeriesSet<'_>, QueryError> {
+        let mut parts_by_labels = self.matching(matchers, mint, maxt)?;
+        for parts in parts_by_labels.values_mut() {
+            parts.sort_by_key(|p| p.block.meta().min_time);
+        }
+        Ok(Box::new(parts_by_labels.into_iter().map(move |(labels, parts)| {
+            Box::new(BlockSeries { labels, parts, mint, maxt }) as Box<dyn Series>
+        })))
+    }
+
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError> {
+        let mut names = std::collections::BTreeSet::new();
+        // Through the series, not the index's name table: only series with samples in the
+        // range count, as in the head.
+        for labels in self.matching(matchers, mint, maxt)?.keys() {
+            names.extend(labels.iter().map(|l| l.name.to_string()));
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut values = std::collections::BTreeSet::new();
+        for labels in self.matching(matchers, mint, maxt)?.keys() {
+            values.extend(labels.get(name).map(str::to_string));
+        }
+        Ok(values.into_iter().collect())
+    }
+}
