@@ -66,7 +66,7 @@ pub struct ExporterArgs {
     pub collector_timeout: Duration,
 
     /// Collectors not to run (comma-separated): cgroup, machine, stat, meminfo, loadavg,
-    /// filesystem, diskstats, netdev, pressure, uname, time, vmstat, filefd.
+    /// filesystem, diskstats, netdev, pressure, uname, time, vmstat, filefd, netstat, conntrack.
     #[arg(long = "collector.disable", value_name = "NAMES", value_delimiter = ',')]
     pub disable: Vec<String>,
 

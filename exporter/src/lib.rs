@@ -38,5 +38,6 @@ pub mod node;
 pub mod pass;
 pub mod runtime;
 pub mod setup;
+pub mod synth;
 
 pub use collector::{Batch, CollectError, Collector, Family, LabelPairs, MetricType, Sample};

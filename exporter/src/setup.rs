@@ -29,12 +29,14 @@ pub struct ExporterConfig {
     pub disk_exclude: Regex,
     /// Filesystem collector options.
     pub filesystem: FilesystemOptions,
+    /// `--collector.netstat.fields`.
+    pub netstat_fields: Regex,
     /// Collectors not to run, by name (`cgroup`, `machine`, `stat`, `meminfo`, …).
     pub disabled: Vec<String>,
 }
 
 /// Names of every collector, in the order a pass runs them.
-pub const COLLECTORS: [&str; 13] = [
+pub const COLLECTORS: [&str; 15] = [
     "cgroup",
     "machine",
     "stat",
@@ -48,6 +50,8 @@ pub const COLLECTORS: [&str; 13] = [
     "time",
     "vmstat",
     "filefd",
+    "netstat",
+    "conntrack",
 ];
 
 impl ExporterConfig {
@@ -61,6 +65,7 @@ impl ExporterConfig {
             raw_cgroups: None,
             process_metrics: true,
             disk_exclude: Regex::new(node::DEFAULT_DEVICE_EXCLUDE)?,
+            netstat_fields: Regex::new(node::DEFAULT_NETSTAT_FIELDS)?,
             filesystem: FilesystemOptions {
                 mount_points_exclude: Regex::new(node::DEFAULT_MOUNT_POINTS_EXCLUDE)?,
                 fs_types_exclude: Regex::new(node::DEFAULT_FS_TYPES_EXCLUDE)?,
@@ -104,6 +109,8 @@ impl ExporterConfig {
                 "uname" => Box::new(node::UnameCollector::new(procfs)),
                 "time" => Box::new(node::TimeCollector),
                 "vmstat" => Box::new(node::VmstatCollector::new(procfs)),
+                "netstat" => Box::new(node::NetstatCollector::new(procfs, self.netstat_fields.clone())),
+                "conntrack" => Box::new(node::ConntrackCollector::new(procfs)),
                 _ => Box::new(node::FilefdCollector::new(procfs)),
             };
             out.push(c);

@@ -1,6 +1,6 @@
 //! Node collectors with node_exporter's metric names, types, labels and HELP texts: `cpu` and
 //! `stat` (`/proc/stat`), `meminfo`, `loadavg`, `filesystem`, `diskstats`, `netdev`, `pressure`,
-//! `uname`, `time`, `vmstat` and `filefd`.
+//! `uname`, `time`, `vmstat`, `filefd`, `netstat` and `conntrack`.
 
 mod diskstats;
 mod filesystem;
@@ -17,5 +17,6 @@ pub use meminfo::{MeminfoCollector, parse_meminfo};
 pub use netdev::NetdevCollector;
 pub use stat::{CpuTimes, ProcStat, StatCollector, parse_stat};
 pub use system::{
-    FilefdCollector, LoadavgCollector, PressureCollector, TimeCollector, UnameCollector, VmstatCollector,
+    ConntrackCollector, DEFAULT_NETSTAT_FIELDS, FilefdCollector, LoadavgCollector, NetstatCollector,
+    PressureCollector, TimeCollector, UnameCollector, VmstatCollector, parse_netstat,
 };

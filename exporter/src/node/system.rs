@@ -258,9 +258,132 @@ impl Collector for PressureCollector {
     }
 }
 
+/// node_exporter's default `--collector.netstat.fields`.
+pub const DEFAULT_NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// Parses `/proc/net/netstat` or `/proc/net/snmp`: pairs of `Proto: names…` / `Proto: values…`
+/// lines, into (`Proto_Name`, value).
+pub fn parse_netstat(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        let (Some((proto, names)), Some((_, values))) = (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (n, v) in names.split_ascii_whitespace().zip(values.split_ascii_whitespace()) {
+            if let Ok(v) = v.parse::<f64>() {
+                out.push((format!("{proto}_{n}"), v));
+            }
+        }
+    }
+    out
+}
+
+/// `node_netstat_<Proto>_<Name>` (untyped) from `<procfs>/net/{netstat,snmp}` for the fields
+/// node_exporter exposes by default (`Tcp_RetransSegs`, `TcpExt_TCPSynRetrans`, …).
+#[derive(Debug)]
+pub struct NetstatCollector {
+    dir: PathBuf,
+    fields: regex::Regex,
+}
+
+impl NetstatCollector {
+    /// Reads `<procfs>/net/netstat` and `<procfs>/net/snmp`, keeping fields matching `fields`.
+    pub fn new(procfs: impl Into<PathBuf>, fields: regex::Regex) -> Self {
+        NetstatCollector { dir: procfs.into().join("net"), fields }
+    }
+}
+
+impl Collector for NetstatCollector {
+    fn name(&self) -> &'static str {
+        "netstat"
+    }
+
+    fn collect(&mut self, batch: &mut Batch, _now_ms: i64) -> Result<(), CollectError> {
+        let mut all = Vec::new();
+        for f in ["netstat", "snmp"] {
+            all.extend(parse_netstat(&read(&self.dir.join(f))?));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, v) in all.into_iter().filter(|(n, _)| self.fields.is_match(n)) {
+            let help = format!("Statistic {}.", name.replace('_', ""));
+            batch.family(&format!("node_netstat_{name}"), help, MetricType::Untyped).sample(NO_LABELS, v);
+        }
+        Ok(())
+    }
+}
+
+/// `node_nf_conntrack_entries` and `node_nf_conntrack_entries_limit` from
+/// `<procfs>/sys/net/netfilter/nf_conntrack_{count,max}` (absent without the conntrack module).
+#[derive(Debug)]
+pub struct ConntrackCollector {
+    dir: PathBuf,
+}
+
+impl ConntrackCollector {
+    /// Reads `<procfs>/sys/net/netfilter/`.
+    pub fn new(procfs: impl Into<PathBuf>) -> Self {
+        ConntrackCollector { dir: procfs.into().join("sys/net/netfilter") }
+    }
+}
+
+impl Collector for ConntrackCollector {
+    fn name(&self) -> &'static str {
+        "conntrack"
+    }
+
+    fn collect(&mut self, batch: &mut Batch, _now_ms: i64) -> Result<(), CollectError> {
+        // Like node_exporter, a node without the conntrack module simply has no such metrics.
+        let Ok(count) = std::fs::read_to_string(self.dir.join("nf_conntrack_count")) else { return Ok(()) };
+        let max = read(&self.dir.join("nf_conntrack_max"))?;
+        let parse = |s: &str, path: &str| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|e| CollectError::Parse { path: path.to_string(), reason: e.to_string() })
+        };
+        batch
+            .family(
+                "node_nf_conntrack_entries",
+                "Number of currently allocated flow entries for connection tracking.",
+                MetricType::Gauge,
+            )
+            .sample(NO_LABELS, parse(&count, "nf_conntrack_count")?);
+        batch
+            .family(
+                "node_nf_conntrack_entries_limit",
+                "Maximum size of connection tracking table.",
+                MetricType::Gauge,
+            )
+            .sample(NO_LABELS, parse(&max, "nf_conntrack_max")?);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netstat_pairs_of_lines() {
+        let t = "Tcp: RtoAlgorithm RetransSegs CurrEstab\nTcp: 1 42 7\nUdp: InDatagrams\nUdp: 9\n";
+        let v = parse_netstat(t);
+        assert_eq!(
+            v,
+            vec![
+                ("Tcp_RtoAlgorithm".into(), 1.0),
+                ("Tcp_RetransSegs".into(), 42.0),
+                ("Tcp_CurrEstab".into(), 7.0),
+                ("Udp_InDatagrams".into(), 9.0)
+            ]
+        );
+        let re = regex::Regex::new(DEFAULT_NETSTAT_FIELDS).unwrap();
+        assert!(
+            re.is_match("Tcp_RetransSegs")
+                && re.is_match("TcpExt_TCPSynRetrans")
+                && !re.is_match("Tcp_RtoAlgorithm")
+        );
+    }
 
     #[test]
     fn vmstat_default_fields_match_node_exporter() {
