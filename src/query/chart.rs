@@ -41,6 +41,11 @@ fn compact(v: f64) -> String {
         let s = s.trim_end_matches('0').trim_end_matches('.');
         return s.to_string();
     }
+    if unit.is_empty() && a > 0.0 && a < 0.01 {
+        // Four significant digits.
+        let decimals = usize::try_from(3 - a.log10().floor() as i64).unwrap_or(3).min(20);
+        return format!("{v:.decimals$}");
+    }
     if unit.is_empty() {
         return format_float(v);
     }
@@ -233,6 +238,7 @@ mod tests {
         assert_eq!(compact(0.0), "0");
         assert_eq!(compact(12.5), "12.5");
         assert_eq!(compact(1234567.0), "1.23M");
-        assert_eq!(compact(0.0001), "0.0001");
+        assert_eq!(compact(0.0001), "0.0001000");
+        assert_eq!(compact(0.005555555555555536), "0.005556");
     }
 }

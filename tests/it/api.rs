@@ -507,3 +507,47 @@ fn large_answers_are_streamed() {
     assert_eq!(server.get("/api/v1/status/buildinfo").status, 200);
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// A client that disconnects mid-query cancels it: with one query slot, a query that would run
+/// for about 40 s stops holding the slot as soon as its client hangs up, so the next query runs
+/// at once instead of timing out in the queue.
+#[test]
+fn a_client_disconnect_cancels_its_query() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), &["--query.max-concurrency=1"]);
+    server.wait_ready();
+    let slow = vec!["count_over_time(vector(1)[100d:1s])"; 20].join(" + ");
+    let body: String = form_urlencoded_pairs(&[("query", &slow), ("time", "100000")]);
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(s);
+    let resp = server.get("/api/v1/query?query=1%2B1&time=4&timeout=10s");
+    assert_eq!(resp.status, 200, "the slot is still held: {}", resp.text());
+    assert_eq!(resp.json()["data"]["result"], json!([4, "2"]));
+}
+
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}

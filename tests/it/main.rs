@@ -7,5 +7,7 @@ mod api;
 mod capture;
 mod containerd;
 mod exporter;
+mod grafana;
 mod harness;
+mod query_cli;
 mod serve;
