@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// HTTP API flags.
     #[command(flatten)]
     pub web: crate::web::WebArgs,
+
+    /// Storage flags (WAL, label limits, remote-write request size).
+    #[command(flatten)]
+    pub storage: Box<crate::storage_flags::StorageArgs>,
 }
 
 /// Parses a Prometheus-style duration: `1y`, `2w`, `3d`, `4h`, `5m`, `6s`, `7ms`, combined

@@ -158,7 +158,12 @@ pub struct Exporter {
     tracker: Mutex<StaleTracker>,
     snapshot: RwLock<Option<Snapshot>>,
     timestamps: bool,
+    /// Adds kahu's own families (e.g. `kahu_tsdb_*`) to each pass after it is stored.
+    self_metrics: std::sync::OnceLock<SelfMetrics>,
 }
+
+/// A hook that adds families to each pass's `/metrics` snapshot.
+pub type SelfMetrics = Box<dyn Fn(&mut Batch) + Send + Sync>;
 
 impl Exporter {
     /// Starts the collectors' threads.
@@ -171,13 +176,19 @@ impl Exporter {
             tracker: Mutex::new(StaleTracker::new()),
             snapshot: RwLock::new(None),
             timestamps: args.timestamps,
+            self_metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the hook that adds kahu's own families to each pass (once; later calls are ignored).
+    pub fn set_self_metrics(&self, hook: SelfMetrics) {
+        let _ = self.self_metrics.set(hook);
     }
 
     /// Runs one pass at `t_ms`, appends it (plus stale markers for series that went away) and
     /// returns it. Blocking: call from a blocking thread.
     fn pass(&self, db: &dyn Appendable, t_ms: i64) -> (Batch, Option<String>) {
-        let (batch, error) = match self.runner.lock() {
+        let (mut batch, error) = match self.runner.lock() {
             Ok(mut r) => {
                 let b = r.run(t_ms);
                 (b, r.last_error())
@@ -213,6 +224,9 @@ impl Exporter {
                 )
             }
             Err(err) => tracing::error!(error = %err, "store collection pass"),
+        }
+        if let Some(hook) = self.self_metrics.get() {
+            hook(&mut batch);
         }
         (batch, error)
     }

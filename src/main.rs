@@ -8,6 +8,8 @@ mod promqltest;
 mod query;
 mod query_flags;
 mod serve;
+mod storage_flags;
+mod tsdb_metrics;
 mod web;
 
 use std::process::ExitCode;

@@ -28,7 +28,7 @@ struct Shared {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init(args.log_format, &args.log_level)?;
-    let db = Db::open(&args.data_dir, kahu_tsdb::Options::default()).context("open data directory")?;
+    let db = Db::open(&args.data_dir, args.storage.tsdb_options()).context("open data directory")?;
     let db = Arc::new(db);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -47,6 +47,8 @@ async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
     let collection = Arc::new(crate::web::CollectionStatus::new(local.to_string(), args.collect_interval));
     let shared = Arc::new(Shared { db, ready: AtomicBool::new(false), collection: Arc::clone(&collection) });
     let exporter = Arc::new(Exporter::new(&args.exporter)?);
+    let stats_db = Arc::clone(&shared.db);
+    exporter.set_self_metrics(Box::new(move |batch| crate::tsdb_metrics::add(batch, &stats_db.stats())));
     tracing::info!(address = %local, data_dir = %args.data_dir.display(), "kahu listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -69,12 +71,17 @@ async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
         Engine::new(args.query.engine_options()),
         collection,
     )?);
+    let remote_write = Arc::new(api::remote_write::RemoteWriteState {
+        appendable: Arc::clone(&shared.db) as Arc<dyn Appendable>,
+        max_request_bytes: usize::try_from(args.storage.remote_write_max_request_bytes).unwrap_or(usize::MAX),
+    });
     let app = Router::new()
         .route("/-/healthy", get(|| async { "kahu is Healthy.\n" }).head(|| async {}))
         .route("/-/ready", get(ready).head(ready))
         .with_state(Arc::clone(&shared))
         .merge(exporter::routes(exporter))
         .merge(api::router(api_state))
+        .merge(api::remote_write::router(remote_write))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") });
 
     let mut stop_http = stop_rx;

@@ -45,8 +45,11 @@ pub enum AppendError {
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// Writing the batch to the write-ahead log failed.
-    #[error("write WAL: {0}")]
+    #[error("write WAL")]
     Wal(#[source] std::io::Error),
+    /// The store was opened read-only (`Db::open_read_only`).
+    #[error("the store is open read-only")]
+    ReadOnly,
 }
 
 /// What a commit stored.
@@ -75,6 +78,14 @@ pub struct CommitSummary {
 pub trait Appender: Send {
     /// Adds one sample to the batch, or says why it cannot be stored.
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError>;
+
+    /// Same as [`Appender::append`] for labels borrowed from a request buffer, as `(name, value)`
+    /// pairs. Pairs sorted by name without empty values (what remote write requires) let the head
+    /// find an existing series without allocating; anything else is normalized as
+    /// [`Labels::from_pairs`] does (sorted, empty values dropped) and then validated.
+    fn append_pairs(&mut self, labels: &[(&str, &str)], t: i64, v: f64) -> Result<(), AppendError> {
+        self.append(&Labels::from_pairs(labels.iter().copied()), t, v)
+    }
 
     /// Makes the batch durable and visible.
     fn commit(self: Box<Self>) -> Result<CommitSummary, CommitError>;

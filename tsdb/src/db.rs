@@ -1,12 +1,16 @@
-//! `Db`: a data directory and the store inside it.
+//! `Db`: a data directory and the store inside it (the head and its WAL; part 2 adds blocks).
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use crate::appender::{Appendable, Appender};
-use crate::mem::MemHead;
+use crate::head::{Head, HeadOptions, HeadQuerier, HeadStats};
 use crate::metadata::MetadataStore;
 use crate::querier::{Querier, QueryError, Queryable};
+use crate::wal::{self, FsyncPolicy, Wal, WalCounters, WalError};
 
 /// Opening the data directory failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,46 +39,185 @@ pub enum OpenError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// A read-only open of a directory that does not exist.
+    #[error("data directory {path} does not exist")]
+    Missing {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The WAL directory or a segment could not be read at all (not damage, which replay
+    /// repairs, but e.g. permissions).
+    #[error("read WAL in {path}")]
+    ReadWal {
+        /// The WAL directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A new WAL segment could not be started.
+    #[error("start WAL")]
+    Wal(#[source] WalError),
 }
 
 /// Options for [`Db::open`].
-#[derive(Debug, Clone, Default)]
-pub struct Options {}
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// When the WAL is fsynced (`--storage.wal.fsync`).
+    pub wal_fsync: FsyncPolicy,
+    /// Size at which a WAL segment is closed (`--storage.tsdb.wal-segment-size`).
+    pub wal_segment_size: u64,
+    /// Head options: chunk range, samples per chunk, label limits.
+    pub head: HeadOptions,
+}
 
-/// A kahu data directory: an exclusive lock and the store.
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            wal_fsync: FsyncPolicy::default(),
+            wal_segment_size: 32 << 20,
+            head: HeadOptions::default(),
+        }
+    }
+}
+
+/// WAL figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WalStats {
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes in segment files.
+    pub bytes: u64,
+    /// Damaged places found by replay (torn tails, bad CRCs, garbage), since start.
+    pub corruptions: u64,
+    /// Commit frames written since start.
+    pub frames_written: u64,
+    /// Failed writes and fsyncs since start.
+    pub write_failures: u64,
+    /// Fsyncs since start.
+    pub fsyncs: u64,
+    /// Whether the WAL stopped accepting writes after a failure.
+    pub poisoned: bool,
+    /// Seconds the replay at open took.
+    pub replay_seconds: f64,
+}
+
+/// Everything [`Db::stats`] reports: for `/api/v1/status/tsdb` and `kahu_tsdb_*` self-metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TsdbStats {
+    /// The head.
+    pub head: HeadStats,
+    /// The WAL.
+    pub wal: WalStats,
+}
+
+/// A kahu data directory: an exclusive lock, the head and its WAL.
 ///
 /// `Db` is `Sync`: share it behind an `Arc`; appenders and queriers may be used from any thread.
+/// See the crate documentation for the durability contract.
 #[derive(Debug)]
 pub struct Db {
     dir: PathBuf,
-    head: MemHead,
-    metadata: std::sync::Arc<MetadataStore>,
+    head: Arc<Head>,
+    wal_counters: Arc<WalCounters>,
+    replay_seconds: f64,
+    metadata: Arc<MetadataStore>,
     // Held for the lifetime of the Db; the OS releases the lock when the file is closed.
-    _lock: File,
+    _lock: Option<File>,
+}
+
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    let lock_path = dir.join("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| OpenError::NotWritable { path: dir.to_path_buf(), source })?;
+    // A few short retries: a process that just closed the directory may still share the lock
+    // with a child it forked and that has not exec'd yet.
+    for attempt in 0..10 {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < 9 => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(OpenError::NotWritable { path: dir.to_path_buf(), source });
+            }
+        }
+    }
+    Err(OpenError::Locked { path: dir.to_path_buf(), lock: lock_path })
 }
 
 impl Db {
-    /// Creates `dir` if needed, checks that it is writable and locks it.
-    pub fn open(dir: impl AsRef<Path>, _opts: Options) -> Result<Db, OpenError> {
+    /// Creates `dir` if needed, locks it, replays the WAL into the head (truncating a damaged
+    /// tail) and starts a new WAL segment.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db, OpenError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
-        let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| OpenError::NotWritable { path: dir.clone(), source })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked { path: dir, lock: lock_path });
-            }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(OpenError::NotWritable { path: dir, source });
-            }
+        let lock = lock_dir(&dir)?;
+        let head = Arc::new(Head::new(opts.head.clone(), false));
+        let counters = Arc::new(WalCounters::default());
+        let wal_dir = dir.join("wal");
+        let started = Instant::now();
+        let summary = wal::replay(&wal_dir, false, &counters, |recs| head.apply_replayed(recs))
+            .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
+        let replay_seconds = started.elapsed().as_secs_f64();
+        let st = head.stats();
+        tracing::info!(
+            frames = summary.frames,
+            series = st.series,
+            samples = st.samples_replayed,
+            dropped = st.samples_replay_dropped,
+            corruptions = summary.corruptions,
+            seconds = replay_seconds,
+            "WAL replayed"
+        );
+        let wal = Wal::create(
+            &wal_dir,
+            summary.next_segment,
+            opts.wal_segment_size,
+            opts.wal_fsync,
+            Arc::clone(&counters),
+        )
+        .map_err(OpenError::Wal)?;
+        head.set_wal(wal);
+        Ok(Db {
+            dir,
+            head,
+            wal_counters: counters,
+            replay_seconds,
+            metadata: Default::default(),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens `dir` for reading only, while another process may be writing it: takes no lock,
+    /// writes, truncates or creates nothing, and replays the WAL into a private in-memory head.
+    /// The view is fixed at open: it holds what was committed (and written) when `open_read_only`
+    /// read each segment; a frame being written at that moment is left out. Appenders of a
+    /// read-only `Db` fail at commit with [`crate::CommitError::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Db, OpenError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(OpenError::Missing { path: dir });
         }
-        Ok(Db { dir, head: MemHead::new(), metadata: Default::default(), _lock: lock })
+        let head = Arc::new(Head::new(HeadOptions::default(), true));
+        let counters = Arc::new(WalCounters::default());
+        let wal_dir = dir.join("wal");
+        let started = Instant::now();
+        wal::replay(&wal_dir, true, &counters, |recs| head.apply_replayed(recs))
+            .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
+        let replay_seconds = started.elapsed().as_secs_f64();
+        Ok(Db {
+            dir,
+            head,
+            wal_counters: counters,
+            replay_seconds,
+            metadata: Default::default(),
+            _lock: None,
+        })
     }
 
     /// The data directory.
@@ -91,17 +234,45 @@ impl Db {
     pub fn head_series(&self) -> usize {
         self.head.num_series()
     }
+
+    /// The head (for compaction into blocks and for tools).
+    pub fn head(&self) -> &Arc<Head> {
+        &self.head
+    }
+
+    /// Whether this `Db` was opened with [`Db::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self._lock.is_none()
+    }
+
+    /// Current figures of the head and the WAL.
+    pub fn stats(&self) -> TsdbStats {
+        let c = &self.wal_counters;
+        TsdbStats {
+            head: self.head.stats(),
+            wal: WalStats {
+                segments: c.segments.load(Ordering::Relaxed),
+                bytes: c.bytes.load(Ordering::Relaxed),
+                corruptions: c.corruptions.load(Ordering::Relaxed),
+                frames_written: c.frames_written.load(Ordering::Relaxed),
+                write_failures: c.write_failures.load(Ordering::Relaxed),
+                fsyncs: c.fsyncs.load(Ordering::Relaxed),
+                poisoned: self.head.wal().is_some_and(Wal::is_poisoned),
+                replay_seconds: self.replay_seconds,
+            },
+        }
+    }
 }
 
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender + '_> {
-        self.head.appender()
+        Box::new(self.head.appender())
     }
 }
 
 impl Queryable for Db {
     fn querier(&self) -> Result<Box<dyn Querier>, QueryError> {
-        self.head.querier()
+        Ok(Box::new(HeadQuerier::new(Arc::clone(&self.head))))
     }
 }
 
@@ -124,5 +295,10 @@ mod tests {
         std::fs::write(&file, b"x")?;
         assert!(matches!(Db::open(file.join("data"), Options::default()), Err(OpenError::CreateDir { .. })));
         Ok(())
+    }
+
+    #[test]
+    fn read_only_open_of_a_missing_directory_is_an_error() {
+        assert!(matches!(Db::open_read_only("/nonexistent/kahu"), Err(OpenError::Missing { .. })));
     }
 }

@@ -13,7 +13,9 @@
 
 mod ast_json;
 mod params;
+pub mod prompb;
 mod query;
+pub mod remote_write;
 mod response;
 mod series;
 mod status;

@@ -55,6 +55,13 @@ impl Labels {
         Labels { labels }
     }
 
+    /// Wraps labels that are already sorted by name, without empty values (the head's own
+    /// series). Not checked: unsorted input breaks lookups, never memory safety.
+    pub fn from_sorted_unchecked(labels: Vec<Label>) -> Self {
+        debug_assert!(labels.windows(2).all(|w| matches!(w, [a, b] if a <= b)));
+        Labels { labels }
+    }
+
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.labels

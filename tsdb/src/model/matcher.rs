@@ -52,6 +52,63 @@ pub struct Matcher {
     /// The value or pattern as written.
     pub value: String,
     re: Option<Regex>,
+    fast: Fast,
+}
+
+/// What a matcher's value reduces to, so that matching and index lookups avoid the regex engine.
+#[derive(Debug, Clone, PartialEq)]
+enum Fast {
+    /// No shortcut: run the regex.
+    None,
+    /// The value is one of these literals (sorted, deduplicated): `=` or `=~"a|b|c"`.
+    Set(Vec<String>),
+    /// The value starts with this literal: `=~"abc.*"` (`.` matches newlines too).
+    Prefix(String),
+}
+
+const META: &[char] = &['\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$'];
+
+/// The literal a regex fragment stands for, if it is one (`\.` style escapes of punctuation are
+/// literal too).
+fn literal(fragment: &str) -> Option<String> {
+    let mut out = String::with_capacity(fragment.len());
+    let mut chars = fragment.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let e = chars.next()?;
+            if !e.is_ascii_punctuation() {
+                return None;
+            }
+            out.push(e);
+        } else if META.contains(&c) {
+            return None;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+fn analyze(op: MatchOp, value: &str) -> Fast {
+    match op {
+        MatchOp::Equal | MatchOp::NotEqual => Fast::Set(vec![value.to_string()]),
+        MatchOp::Regex | MatchOp::NotRegex => {
+            // Alternation is split only at top level: any bracket or paren disables this path.
+            if let Some(set) = value.split('|').map(literal).collect::<Option<Vec<String>>>() {
+                let mut set = set;
+                set.sort();
+                set.dedup();
+                return Fast::Set(set);
+            }
+            if let Some(head) = value.strip_suffix(".*")
+                && !head.ends_with('\\')
+                && let Some(prefix) = literal(head)
+            {
+                return Fast::Prefix(prefix);
+            }
+            Fast::None
+        }
+    }
 }
 
 impl Matcher {
@@ -69,12 +126,40 @@ impl Matcher {
             }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(Matcher { name, op, value, re })
+        let fast = analyze(op, &value);
+        Ok(Matcher { name, op, value, re, fast })
     }
 
     /// `name = value`, which cannot fail.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Matcher { name: name.into(), op: MatchOp::Equal, value: value.into(), re: None }
+        let value = value.into();
+        let fast = analyze(MatchOp::Equal, &value);
+        Matcher { name: name.into(), op: MatchOp::Equal, value, re: None, fast }
+    }
+
+    /// The literal values this matcher accepts (for `=` and regexes that are a literal or an
+    /// alternation of literals), sorted; `None` when it is not such a matcher.
+    pub fn literal_values(&self) -> Option<&[String]> {
+        match &self.fast {
+            Fast::Set(s) => Some(s),
+            Fast::None | Fast::Prefix(_) => None,
+        }
+    }
+
+    /// The literal prefix of a `prefix.*` regex.
+    pub fn literal_prefix(&self) -> Option<&str> {
+        match &self.fast {
+            Fast::Prefix(p) => Some(p),
+            Fast::None | Fast::Set(_) => None,
+        }
+    }
+
+    fn regex_match(&self, value: &str) -> bool {
+        match &self.fast {
+            Fast::Set(s) => s.binary_search_by(|x| x.as_str().cmp(value)).is_ok(),
+            Fast::Prefix(p) => value.starts_with(p.as_str()),
+            Fast::None => self.re.as_ref().is_some_and(|re| re.is_match(value)),
+        }
     }
 
     /// Whether `value` (the empty string for a missing label) satisfies the matcher.
@@ -82,10 +167,8 @@ impl Matcher {
         match (self.op, &self.re) {
             (MatchOp::Equal, _) => value == self.value,
             (MatchOp::NotEqual, _) => value != self.value,
-            (MatchOp::Regex, Some(re)) => re.is_match(value),
-            (MatchOp::NotRegex, Some(re)) => !re.is_match(value),
-            // Unreachable by construction: regex ops always carry a compiled regex.
-            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
+            (MatchOp::Regex, _) => self.regex_match(value),
+            (MatchOp::NotRegex, _) => !self.regex_match(value),
         }
     }
 
@@ -123,6 +206,31 @@ mod tests {
         assert!(m.matches(""));
         assert!(!m.matches("x"));
         Ok(())
+    }
+
+    proptest::proptest! {
+        /// The fast paths must agree with the regex engine on every input.
+        #[test]
+        fn fast_paths_agree_with_the_regex(
+            pattern in "(a|b|\\\\.|\\.|\\*|x|\\||\\.\\*|ä){0,6}",
+            value in "(a|b|\\.|x|ä|\n){0,5}",
+        ) {
+            if let Ok(m) = Matcher::new(MatchOp::Regex, "l", pattern.as_str()) {
+                let re = Regex::new(&format!("^(?s:{pattern})$")).unwrap();
+                proptest::prop_assert_eq!(m.matches(&value), re.is_match(&value), "pattern {:?}", pattern);
+            }
+        }
+    }
+
+    #[test]
+    fn literal_alternation_and_prefix_are_recognised() {
+        let m = Matcher::new(MatchOp::Regex, "a", "foo|bar|foo").unwrap();
+        assert_eq!(m.literal_values(), Some(&["bar".to_string(), "foo".to_string()][..]));
+        let m = Matcher::new(MatchOp::Regex, "a", "kube\\-.*").unwrap();
+        assert_eq!(m.literal_prefix(), Some("kube-"));
+        assert!(m.matches("kube-\nx"));
+        let m = Matcher::new(MatchOp::Regex, "a", "(foo|bar)").unwrap();
+        assert_eq!(m.literal_values(), None);
     }
 
     #[test]

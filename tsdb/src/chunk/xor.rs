@@ -1,0 +1,435 @@
+//! The Gorilla ("XOR") chunk codec of the head, byte-compatible with Prometheus'
+//! `chunkenc.XORChunk`: a 2-byte big-endian sample count, then a bit stream with the first
+//! timestamp as a varint, the first value as 64 raw bits, the second timestamp as a uvarint delta,
+//! later timestamps as delta-of-delta in buckets of 14/17/20/64 bits, and every value XORed with
+//! its predecessor. Layout: `../../docs/format/chunks.md` (Prometheus' `docs/format/chunks.md`).
+//!
+//! Timestamps must strictly increase within a chunk; arithmetic wraps, so any `i64` round-trips.
+
+use super::bits::{BitReader, BitWriter, write_uvarint, write_varint};
+use crate::model::Sample;
+
+/// The largest number of samples one chunk can count (the header is a `u16`).
+pub const MAX_SAMPLES: usize = u16::MAX as usize;
+
+/// An XOR chunk being appended to in place.
+#[derive(Debug, Clone)]
+pub struct XorChunk {
+    w: BitWriter,
+    num: u16,
+    t: i64,
+    t_delta: u64,
+    v_bits: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Default for XorChunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XorChunk {
+    /// An empty chunk.
+    pub fn new() -> Self {
+        XorChunk {
+            w: BitWriter::with_prefix(&[0, 0]),
+            num: 0,
+            t: 0,
+            t_delta: 0,
+            v_bits: 0,
+            leading: 0xff,
+            trailing: 0,
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        usize::from(self.num)
+    }
+
+    /// Whether the chunk has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.num == 0
+    }
+
+    /// The encoded chunk: header and bit stream.
+    pub fn bytes(&self) -> &[u8] {
+        self.w.bytes()
+    }
+
+    /// Heap bytes held (including spare capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.w.capacity()
+    }
+
+    /// Timestamp of the last sample (meaningless when empty).
+    pub fn last_t(&self) -> i64 {
+        self.t
+    }
+
+    /// Value bits of the last sample (meaningless when empty).
+    pub fn last_v_bits(&self) -> u64 {
+        self.v_bits
+    }
+
+    /// Appends a sample. Returns `false` (and appends nothing) when the chunk is full; the caller
+    /// guarantees that `t` is greater than the last timestamp.
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        if usize::from(self.num) >= MAX_SAMPLES {
+            return false;
+        }
+        let v_bits = v.to_bits();
+        match self.num {
+            0 => {
+                write_varint(&mut self.w, t);
+                self.w.write_bits(v_bits, 64);
+            }
+            1 => {
+                let t_delta = t.wrapping_sub(self.t) as u64;
+                write_uvarint(&mut self.w, t_delta);
+                self.write_value(v_bits);
+                self.t_delta = t_delta;
+            }
+            _ => {
+                let t_delta = t.wrapping_sub(self.t) as u64;
+                let dod = t_delta.wrapping_sub(self.t_delta) as i64;
+                if dod == 0 {
+                    self.w.write_bit(false);
+                } else if bit_range(dod, 14) {
+                    self.w.write_bits(0b10, 2);
+                    self.w.write_bits(dod as u64, 14);
+                } else if bit_range(dod, 17) {
+                    self.w.write_bits(0b110, 3);
+                    self.w.write_bits(dod as u64, 17);
+                } else if bit_range(dod, 20) {
+                    self.w.write_bits(0b1110, 4);
+                    self.w.write_bits(dod as u64, 20);
+                } else {
+                    self.w.write_bits(0b1111, 4);
+                    self.w.write_bits(dod as u64, 64);
+                }
+                self.write_value(v_bits);
+                self.t_delta = t_delta;
+            }
+        }
+        self.t = t;
+        self.v_bits = v_bits;
+        self.num += 1;
+        let [hi, lo] = self.num.to_be_bytes();
+        if let [h, l, ..] = self.w.bytes_mut() {
+            *h = hi;
+            *l = lo;
+        }
+        true
+    }
+
+    fn write_value(&mut self, v_bits: u64) {
+        let delta = v_bits ^ self.v_bits;
+        if delta == 0 {
+            self.w.write_bit(false);
+            return;
+        }
+        self.w.write_bit(true);
+        // Clamped so that it fits the 5-bit field.
+        let leading = (delta.leading_zeros() as u8).min(31);
+        let trailing = delta.trailing_zeros() as u8;
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            self.w.write_bit(false);
+            self.w.write_bits(delta >> self.trailing, 64 - self.leading - self.trailing);
+            return;
+        }
+        self.leading = leading;
+        self.trailing = trailing;
+        self.w.write_bit(true);
+        self.w.write_bits(u64::from(leading), 5);
+        // 64 significant bits do not fit in 6 bits; they are written as 0 (0 never occurs,
+        // since a zero delta takes the branch above).
+        let sig = 64 - leading - trailing;
+        self.w.write_bits(u64::from(sig), 6);
+        self.w.write_bits(delta >> trailing, sig);
+    }
+
+    /// Gives back spare capacity (when the chunk is closed).
+    pub fn shrink(&mut self) {
+        self.w.shrink();
+    }
+}
+
+/// Whether `x` fits the `nbits`-bit bucket, as Prometheus' `bitRange` decides.
+fn bit_range(x: i64, nbits: u8) -> bool {
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= x && x <= half
+}
+
+/// Number of samples in an encoded chunk, from its header.
+pub fn num_samples(bytes: &[u8]) -> usize {
+    match bytes {
+        [hi, lo, ..] => usize::from(u16::from_be_bytes([*hi, *lo])),
+        _ => 0,
+    }
+}
+
+/// Decodes an XOR chunk. Stops at `limit` samples (or the header's count) and records an error
+/// when the bytes end early or are malformed.
+#[derive(Debug, Clone)]
+pub struct XorIter<'a> {
+    r: BitReader<'a>,
+    remaining: usize,
+    read: usize,
+    t: i64,
+    t_delta: u64,
+    v_bits: u64,
+    leading: u8,
+    trailing: u8,
+    corrupt: bool,
+}
+
+impl<'a> XorIter<'a> {
+    /// Iterates over all samples of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self::with_limit(bytes, usize::MAX)
+    }
+
+    /// Iterates over at most `limit` samples of `bytes`.
+    pub fn with_limit(bytes: &'a [u8], limit: usize) -> Self {
+        let n = num_samples(bytes).min(limit);
+        let stream = bytes.get(2..).unwrap_or(&[]);
+        let corrupt = bytes.len() < 2;
+        XorIter {
+            r: BitReader::new(stream),
+            remaining: n,
+            read: 0,
+            t: 0,
+            t_delta: 0,
+            v_bits: 0,
+            leading: 0,
+            trailing: 0,
+            corrupt,
+        }
+    }
+
+    /// Whether decoding stopped because the bytes were malformed.
+    pub fn is_corrupt(&self) -> bool {
+        self.corrupt
+    }
+
+    fn decode(&mut self) -> Option<Sample> {
+        match self.read {
+            0 => {
+                self.t = self.r.read_varint()?;
+                self.v_bits = self.r.read_bits(64)?;
+            }
+            1 => {
+                self.t_delta = self.r.read_uvarint()?;
+                self.t = self.t.wrapping_add(self.t_delta as i64);
+                self.read_value()?;
+            }
+            _ => {
+                let mut prefix = 0u8;
+                for _ in 0..4 {
+                    prefix <<= 1;
+                    if !self.r.read_bit()? {
+                        break;
+                    }
+                    prefix |= 1;
+                }
+                let dod: i64 = match prefix {
+                    0b0 => 0,
+                    0b10 => read_signed(&mut self.r, 14)?,
+                    0b110 => read_signed(&mut self.r, 17)?,
+                    0b1110 => read_signed(&mut self.r, 20)?,
+                    _ => self.r.read_bits(64)? as i64,
+                };
+                self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
+                self.t = self.t.wrapping_add(self.t_delta as i64);
+                self.read_value()?;
+            }
+        }
+        self.read += 1;
+        Some(Sample::new(self.t, f64::from_bits(self.v_bits)))
+    }
+
+    fn read_value(&mut self) -> Option<()> {
+        if !self.r.read_bit()? {
+            return Some(());
+        }
+        if self.r.read_bit()? {
+            self.leading = self.r.read_bits(5)? as u8;
+            let mut sig = self.r.read_bits(6)? as u8;
+            if sig == 0 {
+                sig = 64;
+            }
+            self.trailing = 64u8.checked_sub(self.leading + sig)?;
+        }
+        let sig = 64u8.checked_sub(self.leading + self.trailing)?;
+        let bits = self.r.read_bits(sig)?;
+        self.v_bits ^= bits.checked_shl(u32::from(self.trailing)).unwrap_or(0);
+        Some(())
+    }
+}
+
+fn read_signed(r: &mut BitReader<'_>, n: u8) -> Option<i64> {
+    let mut bits = r.read_bits(n)?;
+    if bits > (1u64 << (n - 1)) {
+        bits = bits.wrapping_sub(1u64 << n);
+    }
+    Some(bits as i64)
+}
+
+impl Iterator for XorIter<'_> {
+    type Item = Sample;
+
+    #[inline]
+    fn next(&mut self) -> Option<Sample> {
+        if self.remaining == 0 || self.corrupt {
+            return None;
+        }
+        match self.decode() {
+            Some(s) => {
+                self.remaining -= 1;
+                Some(s)
+            }
+            None => {
+                self.corrupt = true;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::STALE_NAN_BITS;
+    use proptest::prelude::*;
+
+    /// The one shared check every chunk codec goes through: encode, decode twice (the second time
+    /// with a fresh iterator), decode with a sample limit, and seek to every stored timestamp and
+    /// to the points between them.
+    pub(crate) fn check_codec(samples: &[Sample]) -> Result<(), TestCaseError> {
+        let mut c = XorChunk::new();
+        for s in samples {
+            prop_assert!(c.append(s.t, s.v));
+        }
+        prop_assert_eq!(c.len(), samples.len());
+        prop_assert_eq!(num_samples(c.bytes()), samples.len());
+        let decoded: Vec<Sample> = XorIter::new(c.bytes()).collect();
+        prop_assert_eq!(&decoded, &samples.to_vec());
+        let again: Vec<Sample> = XorIter::new(c.bytes()).collect();
+        prop_assert_eq!(&again, &samples.to_vec());
+        let half = samples.len() / 2;
+        let limited: Vec<Sample> = XorIter::with_limit(c.bytes(), half).collect();
+        prop_assert_eq!(limited.as_slice(), samples.get(..half).unwrap_or(&[]));
+        // Seek through the generic head iterator over this one chunk.
+        for (i, s) in samples.iter().enumerate() {
+            let mut it = crate::head::ChunkSampleIter::single(c.bytes(), i64::MIN, i64::MAX);
+            prop_assert_eq!(crate::querier::SampleIter::seek(&mut it, s.t), Some(*s));
+            prop_assert_eq!(crate::querier::SampleIter::next(&mut it), samples.get(i + 1).copied());
+            if s.t > i64::MIN {
+                let mut it = crate::head::ChunkSampleIter::single(c.bytes(), i64::MIN, i64::MAX);
+                let want = samples.iter().find(|x| x.t >= s.t - 1).copied();
+                prop_assert_eq!(crate::querier::SampleIter::seek(&mut it, s.t - 1), want);
+            }
+        }
+        if let Some(last) = samples.last()
+            && last.t < i64::MAX
+        {
+            let mut it = crate::head::ChunkSampleIter::single(c.bytes(), i64::MIN, i64::MAX);
+            prop_assert_eq!(crate::querier::SampleIter::seek(&mut it, last.t + 1), None);
+        }
+        Ok(())
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(f64::from_bits(STALE_NAN_BITS)),
+            Just(f64::NAN),
+            // NaNs with arbitrary payloads and sign.
+            any::<u64>().prop_map(|p| f64::from_bits(0x7ff0_0000_0000_0001 | (p & 0x800f_ffff_ffff_ffff))),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(-0.0),
+            Just(0.0),
+            (0i64..1_000_000).prop_map(|i| i as f64),
+            (0i64..1000).prop_map(|i| i as f64 / 100.0),
+        ]
+    }
+
+    fn timestamps() -> impl Strategy<Value = Vec<i64>> {
+        prop_oneof![
+            // Irregular, including negative and the extremes.
+            proptest::collection::btree_set(
+                prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), -5000i64..5000],
+                0..130
+            )
+            .prop_map(|s| s.into_iter().collect()),
+            // Regular with jitter, as scrapes produce.
+            (any::<i32>(), 1i64..60_000, 0..130usize, 0i64..50).prop_map(|(start, step, n, jitter)| {
+                let mut t = i64::from(start);
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    out.push(t);
+                    t += step + if i % 7 == 3 { jitter } else { 0 };
+                }
+                out
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+        ))]
+        #[test]
+        fn xor_round_trips(ts in timestamps(), vs in proptest::collection::vec(value(), 130)) {
+            let samples: Vec<Sample> = ts.iter().zip(vs.iter()).map(|(&t, &v)| Sample::new(t, v)).collect();
+            check_codec(&samples)?;
+        }
+    }
+
+    #[test]
+    fn edge_cases_round_trip() {
+        let cases: Vec<Vec<Sample>> = vec![
+            vec![],
+            vec![Sample::new(0, 0.0)],
+            vec![Sample::new(i64::MIN, -0.0), Sample::new(i64::MAX, f64::from_bits(STALE_NAN_BITS))],
+            vec![Sample::new(i64::MIN, 1.0), Sample::new(0, 1.0), Sample::new(i64::MAX, 1.0)],
+            (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 15_000, i as f64)).collect(),
+        ];
+        for c in cases {
+            check_codec(&c).unwrap();
+        }
+    }
+
+    #[test]
+    fn prometheus_reference_bytes() {
+        // Prometheus `XORChunk` for (1000, 1.0), (2000, 1.0), (3000, 2.0) — computed by hand from
+        // chunkenc/xor.go: header 00 03; varint(1000) (zig-zag 2000) = d0 0f; 64 bits of 1.0 = 3f f0 00…;
+        // uvarint(1000) = e8 07; value unchanged bit 0; dod 0 bit 0; value 2.0 xor 1.0.
+        let mut c = XorChunk::new();
+        c.append(1000, 1.0);
+        c.append(2000, 1.0);
+        c.append(3000, 2.0);
+        let b = c.bytes();
+        assert_eq!(&b[..4], &[0x00, 0x03, 0xd0, 0x0f]);
+        assert_eq!(XorIter::new(b).collect::<Vec<_>>().len(), 3);
+    }
+
+    #[test]
+    fn truncated_chunk_is_reported_not_panicked() {
+        let mut c = XorChunk::new();
+        for i in 0..50 {
+            c.append(i * 1000, i as f64 * 1.5);
+        }
+        let b = c.bytes();
+        for cut in 0..b.len() {
+            let mut it = XorIter::new(&b[..cut]);
+            let n = it.by_ref().count();
+            assert!(n < 50);
+            assert!(it.is_corrupt());
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The head's appender: validates each sample at once, writes the batch to the WAL on commit,
+//! then applies it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::series::MemSeries;
+use super::{Head, IdMap};
+use crate::appender::{AppendError, Appender, CommitError, CommitSummary};
+use crate::model::Labels;
+use crate::wal::RefSample;
+use crate::wal::record::{SeriesEncoder, encode_samples};
+use crate::wal::segment::begin_frame;
+
+/// A label set as the head reads it: `num` pairs, sorted by name.
+pub(crate) trait LabelSource {
+    fn num(&self) -> usize;
+    fn pair(&self, i: usize) -> (&str, &str);
+
+    /// The hash the head files the series under. Equal label sets hash equally whatever their
+    /// representation.
+    fn label_hash(&self) -> u64 {
+        let mut h = Xxh3::new();
+        for i in 0..self.num() {
+            let (n, v) = self.pair(i);
+            h.update(n.as_bytes());
+            h.update(&[0xff]);
+            h.update(v.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest()
+    }
+}
+
+impl LabelSource for Labels {
+    fn num(&self) -> usize {
+        self.len()
+    }
+    fn pair(&self, i: usize) -> (&str, &str) {
+        self.as_slice().get(i).map_or(("", ""), |l| (l.name.as_ref(), l.value.as_ref()))
+    }
+}
+
+impl LabelSource for [(&str, &str)] {
+    fn num(&self) -> usize {
+        self.len()
+    }
+    fn pair(&self, i: usize) -> (&str, &str) {
+        self.get(i).copied().unwrap_or(("", ""))
+    }
+}
+
+/// Why a label set cannot be stored, or `None`.
+fn label_problem<L: LabelSource + ?Sized>(l: &L, limits: &super::LabelLimits) -> Option<String> {
+    let n = l.num();
+    if n == 0 {
+        return Some("empty label set".to_string());
+    }
+    if limits.max_label_names > 0 && n > limits.max_label_names {
+        return Some(format!("{n} labels exceed the limit of {}", limits.max_label_names));
+    }
+    let mut prev: Option<&str> = None;
+    for i in 0..n {
+        let (name, value) = l.pair(i);
+        if name.is_empty() {
+            return Some("empty label name".to_string());
+        }
+        if prev == Some(name) {
+            return Some(format!("label name {name:?} repeats"));
+        }
+        if limits.max_name_length > 0 && name.len() > limits.max_name_length {
+            return Some(format!(
+                "label name of {} bytes exceeds the limit of {}",
+                name.len(),
+                limits.max_name_length
+            ));
+        }
+        if limits.max_value_length > 0 && value.len() > limits.max_value_length {
+            return Some(format!(
+                "value of label {name:?} has {} bytes, more than the limit of {}",
+                value.len(),
+                limits.max_value_length
+            ));
+        }
+        prev = Some(name);
+    }
+    None
+}
+
+struct Pending {
+    series: Arc<MemSeries>,
+    t: i64,
+    v: u64,
+}
+
+/// A batch of appends to the [`Head`]. See [`Appender`] for the contract.
+pub struct HeadAppender<'a> {
+    head: &'a Head,
+    pending: Vec<Pending>,
+    /// Newest sample of each series in this batch.
+    batch_last: IdMap<(i64, u64)>,
+    new_series: u64,
+}
+
+impl<'a> HeadAppender<'a> {
+    pub(crate) fn new(head: &'a Head) -> Self {
+        HeadAppender { head, pending: Vec::new(), batch_last: IdMap::default(), new_series: 0 }
+    }
+
+    fn append_source<L: LabelSource + ?Sized>(
+        &mut self,
+        labels: &L,
+        t: i64,
+        v: f64,
+        display: impl Fn() -> String,
+    ) -> Result<(), AppendError> {
+        let head = self.head;
+        let c = &head.counters;
+        if let Some(reason) = label_problem(labels, &head.opts.limits) {
+            c.invalid_labels.fetch_add(1, Ordering::Relaxed);
+            return Err(AppendError::InvalidLabels { series: display(), reason });
+        }
+        let min_valid = head.min_valid_append();
+        if t < min_valid {
+            c.out_of_bounds.fetch_add(1, Ordering::Relaxed);
+            return Err(AppendError::OutOfBounds { t, min_valid });
+        }
+        let (series, created) = head.get_or_create(labels);
+        if created {
+            self.new_series += 1;
+        }
+        let v_bits = v.to_bits();
+        let last = match self.batch_last.get(&series.sref) {
+            Some(&l) => Some(l),
+            None => series.inner.lock().last(),
+        };
+        if let Some((lt, lv)) = last {
+            if t < lt {
+                c.out_of_order.fetch_add(1, Ordering::Relaxed);
+                return Err(AppendError::OutOfOrder { series: display(), t, last: lt });
+            }
+            if t == lt {
+                if lv == v_bits {
+                    return Ok(());
+                }
+                c.duplicate.fetch_add(1, Ordering::Relaxed);
+                return Err(AppendError::DuplicateTimestamp { series: display(), t });
+            }
+        }
+        self.batch_last.insert(series.sref, (t, v_bits));
+        self.pending.push(Pending { series, t, v: v_bits });
+        Ok(())
+    }
+
+    fn commit_inner(self) -> Result<CommitSummary, CommitError> {
+        let head = self.head;
+        let c = &head.counters;
+        if self.pending.is_empty() {
+            c.commits.fetch_add(1, Ordering::Relaxed);
+            return Ok(CommitSummary { samples: 0, new_series: self.new_series });
+        }
+        if head.read_only {
+            return Err(CommitError::ReadOnly);
+        }
+        let mut state = head.commit.lock();
+        let seq = state.seq + 1;
+        // Another appender may have committed newer samples since `append` checked.
+        let mut accepted: Vec<&Pending> = Vec::with_capacity(self.pending.len());
+        let mut to_log: Vec<&Arc<MemSeries>> = Vec::new();
+        for p in &self.pending {
+            let mut inner = p.series.inner.lock();
+            if let Some((lt, lv)) = inner.last()
+                && p.t <= lt
+            {
+                if p.t < lt {
+                    c.out_of_order.fetch_add(1, Ordering::Relaxed);
+                } else if lv != p.v {
+                    c.duplicate.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            if !inner.logged {
+                inner.logged = true;
+                to_log.push(&p.series);
+            }
+            accepted.push(p);
+        }
+        if let Some(wal) = head.wal.get() {
+            let buf = &mut state.buf;
+            begin_frame(buf);
+            if !to_log.is_empty() {
+                let syms = head.symbols.read();
+                let mut enc = SeriesEncoder::new(buf);
+                for s in &to_log {
+                    enc.add(
+                        s.sref,
+                        s.labels.chunks_exact(2).map(|ids| match ids {
+                            [n, v] => (syms.get(*n).as_ref(), syms.get(*v).as_ref()),
+                            _ => ("", ""),
+                        }),
+                    );
+                }
+                enc.finish();
+            }
+            let samples: Vec<RefSample> =
+                accepted.iter().map(|p| RefSample { sref: p.series.sref, t: p.t, v: p.v }).collect();
+            encode_samples(buf, &samples);
+            if let Err(e) = wal.log(buf) {
+                for s in &to_log {
+                    s.inner.lock().logged = false;
+                }
+                return Err(CommitError::Wal(std::io::Error::other(e)));
+            }
+            if buf.capacity() > 8 << 20 {
+                *buf = Vec::new();
+            }
+        }
+        let low = head.low_watermark.load(Ordering::Acquire);
+        let (per_chunk, range) = (head.opts.samples_per_chunk, head.opts.chunk_range_ms);
+        for p in &accepted {
+            let eff = {
+                let mut inner = p.series.inner.lock();
+                inner.begin_commit(seq, low);
+                inner.append(p.t, f64::from_bits(p.v), per_chunk, range)
+            };
+            head.account(&eff);
+            head.note_time(p.t);
+        }
+        let n = accepted.len() as u64;
+        c.samples_appended.fetch_add(n, Ordering::Relaxed);
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        state.seq = seq;
+        head.publish(seq);
+        Ok(CommitSummary { samples: n, new_series: self.new_series })
+    }
+}
+
+impl Appender for HeadAppender<'_> {
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
+        self.append_source(labels, t, v, || labels.to_string())
+    }
+
+    fn append_pairs(&mut self, labels: &[(&str, &str)], t: i64, v: f64) -> Result<(), AppendError> {
+        // The borrowed fast path needs what `Labels` guarantees: sorted names, no empty values.
+        let canonical = labels.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0))
+            && labels.iter().all(|(_, v)| !v.is_empty());
+        if canonical {
+            self.append_source(labels, t, v, || Labels::from_pairs(labels.iter().copied()).to_string())
+        } else {
+            let owned = Labels::from_pairs(labels.iter().copied());
+            self.append(&owned, t, v)
+        }
+    }
+
+    fn commit(self: Box<Self>) -> Result<CommitSummary, CommitError> {
+        self.commit_inner()
+    }
+
+    fn rollback(self: Box<Self>) {
+        self.head.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,244 @@
+//! The head's inverted index: label name → label value → sorted series refs ("postings"), so that
+//! `select` reads only the series its matchers can match.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use xxhash_rust::xxh3::Xxh3Builder;
+
+use crate::model::{MatchOp, Matcher};
+
+/// Series refs in increasing order. Most label pairs (`id`, `pod`, …) have one series; those
+/// are stored inline.
+pub(crate) type Postings = SmallVec<[u64; 1]>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    names: HashMap<Arc<str>, BTreeMap<Arc<str>, Postings>, Xxh3Builder>,
+    all: Vec<u64>,
+}
+
+fn insert_sorted(p: &mut Postings, r: u64) {
+    match p.last() {
+        Some(&last) if last >= r => {
+            if let Err(pos) = p.binary_search(&r) {
+                p.insert(pos, r);
+            }
+        }
+        _ => p.push(r),
+    }
+}
+
+impl Index {
+    /// Adds series `r` with these labels.
+    pub(crate) fn add(&mut self, r: u64, labels: &[(Arc<str>, Arc<str>)]) {
+        for (n, v) in labels {
+            let values = match self.names.get_mut(n.as_ref()) {
+                Some(v) => v,
+                None => self.names.entry(Arc::clone(n)).or_default(),
+            };
+            match values.get_mut(v.as_ref()) {
+                Some(p) => insert_sorted(p, r),
+                None => {
+                    let mut p = Postings::new();
+                    p.push(r);
+                    values.insert(Arc::clone(v), p);
+                }
+            }
+        }
+        match self.all.last() {
+            Some(&last) if last >= r => {
+                if let Err(pos) = self.all.binary_search(&r) {
+                    self.all.insert(pos, r);
+                }
+            }
+            _ => self.all.push(r),
+        }
+    }
+
+    /// Number of series indexed.
+    pub(crate) fn num_series(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Every label name, sorted.
+    pub(crate) fn label_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.names.keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Every value of `name`, sorted.
+    pub(crate) fn label_values(&self, name: &str) -> Vec<String> {
+        self.names.get(name).map(|vals| vals.keys().map(|k| k.to_string()).collect()).unwrap_or_default()
+    }
+
+    /// Union of the postings of the values of `m.name` that `m` accepts (or rejects, when
+    /// `accepted` is false).
+    fn postings_where(&self, m: &Matcher, accepted: bool) -> Vec<u64> {
+        let Some(values) = self.names.get(m.name.as_str()) else { return Vec::new() };
+        let mut lists: Vec<&Postings> = Vec::new();
+        if accepted {
+            match (m.op, m.literal_values(), m.literal_prefix()) {
+                (MatchOp::Equal | MatchOp::Regex, Some(set), _) => {
+                    lists.extend(set.iter().filter_map(|v| values.get(v.as_str())));
+                }
+                (MatchOp::Regex, None, Some(prefix)) => {
+                    lists.extend(
+                        values
+                            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+                            .take_while(|(v, _)| v.starts_with(prefix))
+                            .filter(|(v, _)| m.matches(v))
+                            .map(|(_, p)| p),
+                    );
+                }
+                _ => lists.extend(values.iter().filter(|(v, _)| m.matches(v)).map(|(_, p)| p)),
+            }
+        } else {
+            lists.extend(values.iter().filter(|(v, _)| !m.matches(v)).map(|(_, p)| p));
+        }
+        union(&lists)
+    }
+
+    /// The refs of the series that satisfy every matcher, sorted.
+    pub(crate) fn postings_for(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let mut positive: Option<Vec<u64>> = None;
+        let mut negative: Vec<Vec<u64>> = Vec::new();
+        // Cheapest first: equality matchers narrow the set before regexes run.
+        let mut ordered: Vec<&Matcher> = matchers.iter().collect();
+        ordered.sort_by_key(|m| match m.op {
+            MatchOp::Equal => 0,
+            MatchOp::Regex => 1,
+            MatchOp::NotEqual => 2,
+            MatchOp::NotRegex => 3,
+        });
+        for m in ordered {
+            if m.matches_empty() {
+                // Series without the label match; remove those whose value `m` rejects.
+                negative.push(self.postings_where(m, false));
+            } else {
+                let p = self.postings_where(m, true);
+                positive = Some(match positive {
+                    None => p,
+                    Some(prev) => intersect(&prev, &p),
+                });
+                if positive.as_ref().is_some_and(Vec::is_empty) {
+                    return Vec::new();
+                }
+            }
+        }
+        let mut out = positive.unwrap_or_else(|| self.all.clone());
+        for n in &negative {
+            if !n.is_empty() {
+                out = difference(&out, n);
+            }
+        }
+        out
+    }
+
+    /// Approximate heap bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let mut b = self.all.capacity() * 8;
+        for values in self.names.values() {
+            b += 48;
+            for p in values.values() {
+                b += 56 + if p.spilled() { p.capacity() * 8 } else { 0 };
+            }
+        }
+        b
+    }
+}
+
+/// Sorted, deduplicated union.
+pub(crate) fn union(lists: &[&Postings]) -> Vec<u64> {
+    match lists {
+        [] => Vec::new(),
+        [one] => one.to_vec(),
+        _ => {
+            let mut v: Vec<u64> = lists.iter().flat_map(|p| p.iter().copied()).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+    }
+}
+
+/// Sorted intersection of two sorted lists.
+pub(crate) fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    let (mut i, mut j) = (a.iter().peekable(), b.iter().peekable());
+    while let (Some(&&x), Some(&&y)) = (i.peek(), j.peek()) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => {
+                i.next();
+            }
+            std::cmp::Ordering::Greater => {
+                j.next();
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(x);
+                i.next();
+                j.next();
+            }
+        }
+    }
+    out
+}
+
+/// Sorted `a` minus sorted `b`.
+pub(crate) fn difference(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut j = b.iter().peekable();
+    for &x in a {
+        while j.peek().is_some_and(|&&y| y < x) {
+            j.next();
+        }
+        if j.peek() != Some(&&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        #[test]
+        fn set_operations_match_btreeset(a in proptest::collection::btree_set(0u64..100, 0..40), b in proptest::collection::btree_set(0u64..100, 0..40)) {
+            let av: Vec<u64> = a.iter().copied().collect();
+            let bv: Vec<u64> = b.iter().copied().collect();
+            prop_assert_eq!(intersect(&av, &bv), a.intersection(&b).copied().collect::<Vec<_>>());
+            prop_assert_eq!(difference(&av, &bv), a.difference(&b).copied().collect::<Vec<_>>());
+            let ap: Postings = av.iter().copied().collect();
+            let bp: Postings = bv.iter().copied().collect();
+            prop_assert_eq!(union(&[&ap, &bp]), a.union(&b).copied().collect::<Vec<_>>());
+        }
+
+        /// The index must select exactly what a scan with `Matcher::matches` selects.
+        #[test]
+        fn postings_agree_with_a_scan(
+            series in proptest::collection::vec(proptest::collection::btree_map("[ab]", "(x|y|xy|yx|)", 0..3), 1..20),
+            ms in proptest::collection::vec(("[ab]", 0..4usize, proptest::sample::select(vec!["x", "y", "xy", "", "x.*", ".*y", "x|y", "x|", ".+", ".*", "y\\.*"])), 0..3),
+        ) {
+            let mut idx = Index::default();
+            let mut all = Vec::new();
+            for (r, l) in series.iter().enumerate() {
+                let labels: Vec<(Arc<str>, Arc<str>)> = l.iter().filter(|(_, v)| !v.is_empty()).map(|(n, v)| (Arc::from(n.as_str()), Arc::from(v.as_str()))).collect();
+                idx.add(r as u64, &labels);
+                all.push(labels);
+            }
+            let ops = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex];
+            let matchers: Vec<Matcher> = ms.iter().map(|(n, op, v)| Matcher::new(ops[*op], n.as_str(), *v).unwrap()).collect();
+            let want: BTreeSet<u64> = all.iter().enumerate().filter(|(_, l)| matchers.iter().all(|m| {
+                let v = l.iter().find(|(n, _)| n.as_ref() == m.name).map(|(_, v)| v.as_ref()).unwrap_or("");
+                m.matches(v)
+            })).map(|(r, _)| r as u64).collect();
+            prop_assert_eq!(idx.postings_for(&matchers), want.into_iter().collect::<Vec<_>>());
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! One series of the head: its labels (as symbol ids), its open chunk, its closed chunks, and the
+//! little bookkeeping that lets queries see whole commits only.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::chunk::xor::{XorChunk, num_samples};
+
+/// A chunk that no longer takes samples.
+#[derive(Debug, Clone)]
+pub(crate) struct ClosedChunk {
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    pub(crate) data: Arc<[u8]>,
+}
+
+/// A series in the head. `labels` holds symbol ids: name, value, name, value, … sorted by name.
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub(crate) sref: u64,
+    pub(crate) labels: Box<[u32]>,
+    pub(crate) inner: Mutex<SeriesInner>,
+}
+
+/// The mutable part of a series, behind its lock.
+#[derive(Debug)]
+pub(crate) struct SeriesInner {
+    pub(crate) head: XorChunk,
+    pub(crate) head_min_t: i64,
+    pub(crate) closed: Vec<ClosedChunk>,
+    /// Samples in `closed` and `head`.
+    pub(crate) total: u64,
+    /// The latest commit that added samples, and how many samples the series had before it.
+    iso_seq: u64,
+    iso_count: u64,
+    /// Earlier (commit, count before it) pairs that an open querier may still need. Boxed
+    /// (8 bytes instead of a 24-byte `Vec`) because it is almost always empty.
+    #[expect(clippy::box_collection, reason = "keeps the common empty case at one word per series")]
+    iso_older: Option<Box<Vec<(u64, u64)>>>,
+    /// Whether a series record for this series is in the WAL.
+    pub(crate) logged: bool,
+}
+
+/// How an append to a series' chunks changed its memory.
+pub(crate) struct AppendEffect {
+    pub(crate) heap_delta: isize,
+    pub(crate) cut: bool,
+}
+
+impl SeriesInner {
+    pub(crate) fn new(logged: bool) -> Self {
+        SeriesInner {
+            head: XorChunk::new(),
+            head_min_t: 0,
+            closed: Vec::new(),
+            total: 0,
+            iso_seq: 0,
+            iso_count: 0,
+            iso_older: None,
+            logged,
+        }
+    }
+
+    /// The newest sample: timestamp and value bits.
+    #[inline]
+    pub(crate) fn last(&self) -> Option<(i64, u64)> {
+        (!self.head.is_empty()).then(|| (self.head.last_t(), self.head.last_v_bits()))
+    }
+
+    /// Appends a sample that is newer than [`SeriesInner::last`]. Cuts the open chunk first when
+    /// it holds `max_samples` or `t` crosses a multiple of `range` (a block boundary, so that a
+    /// chunk never spans two blocks).
+    pub(crate) fn append(&mut self, t: i64, v: f64, max_samples: usize, range: i64) -> AppendEffect {
+        let before = self.head.heap_bytes();
+        let mut cut = false;
+        if !self.head.is_empty() {
+            let boundary = self.head_min_t.div_euclid(range).saturating_add(1).saturating_mul(range);
+            if self.head.len() >= max_samples || t >= boundary {
+                self.close_head();
+                cut = true;
+            }
+        }
+        let mut closed_bytes = 0isize;
+        if cut && let Some(c) = self.closed.last() {
+            closed_bytes = c.data.len() as isize + 32;
+        }
+        if self.head.is_empty() {
+            self.head_min_t = t;
+        }
+        if !self.head.append(t, v) {
+            // Full at u16::MAX samples (unreachable with max_samples ≤ 65535): close and retry.
+            self.close_head();
+            self.head_min_t = t;
+            self.head.append(t, v);
+        }
+        self.total += 1;
+        AppendEffect { heap_delta: self.head.heap_bytes() as isize - before as isize + closed_bytes, cut }
+    }
+
+    fn close_head(&mut self) {
+        let old = std::mem::take(&mut self.head);
+        self.closed.push(ClosedChunk {
+            min_t: self.head_min_t,
+            max_t: old.last_t(),
+            data: Arc::from(old.bytes()),
+        });
+    }
+
+    /// Records that commit `seq` is about to add samples, dropping what no querier needs any more
+    /// (commits at or below `low_watermark`).
+    pub(crate) fn begin_commit(&mut self, seq: u64, low_watermark: u64) {
+        if self.iso_seq == seq {
+            return;
+        }
+        if self.iso_seq > low_watermark {
+            self.iso_older.get_or_insert_with(Default::default).push((self.iso_seq, self.iso_count));
+        }
+        if let Some(older) = &mut self.iso_older {
+            older.retain(|(s, _)| *s > low_watermark);
+            if older.is_empty() {
+                self.iso_older = None;
+            }
+        }
+        self.iso_seq = seq;
+        self.iso_count = self.total;
+    }
+
+    /// How many samples a querier that saw commits up to `watermark` may read.
+    pub(crate) fn visible(&self, watermark: u64) -> u64 {
+        if let Some(older) = &self.iso_older
+            && let Some((_, count)) = older.iter().find(|(s, _)| *s > watermark)
+        {
+            return *count;
+        }
+        if self.iso_seq > watermark { self.iso_count } else { self.total }
+    }
+
+    /// Samples in a closed chunk.
+    pub(crate) fn closed_len(c: &ClosedChunk) -> u64 {
+        num_samples(&c.data) as u64
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of kahu-tsdb: restart and replay, WAL damage, crashes of real processes,
+//! a model check against a `BTreeMap`, and concurrent appends and queries.
+
+// Test code may fail loudly: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+mod concurrency;
+mod crash;
+mod db;
+mod model;
+mod wal_damage;
