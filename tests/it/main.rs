@@ -10,4 +10,5 @@ mod exporter;
 mod grafana;
 mod harness;
 mod query_cli;
+mod remote_write;
 mod serve;
