@@ -305,6 +305,11 @@ fn status_endpoints_have_prometheus_shapes() {
     let t = server.get("/api/v1/status/tsdb?limit=3").json();
     let d = &t["data"];
     assert!(d["headStats"]["numSeries"].as_u64().unwrap() > 10, "{t}");
+    let (min, max) =
+        (d["headStats"]["minTime"].as_i64().unwrap(), d["headStats"]["maxTime"].as_i64().unwrap());
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!(min <= max && max <= now_ms && now_ms - min < 120_000, "the collected samples' range: {t}");
     assert_eq!(d["seriesCountByMetricName"][0]["name"], "node_cpu_seconds_total");
     for list in [
         "seriesCountByMetricName",

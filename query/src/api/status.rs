@@ -212,8 +212,21 @@ fn tsdb_json(state: &ApiState, limit: usize) -> Result<String, ApiError> {
     let mut by_metric: HashMap<String, u64> = HashMap::new();
     let mut by_pair: HashMap<(String, String), u64> = HashMap::new();
     let mut series = 0u64;
+    // Without statistics from the store, the time range comes from the samples themselves.
+    let mut seen = (i64::MAX, i64::MIN);
     for s in q.select(&[], mint, maxt).map_err(|e| ApiError::internal(e.to_string()))? {
         series += 1;
+        if head.is_none() {
+            let mut it = s.iter();
+            if let Some(first) = it.next() {
+                seen.0 = seen.0.min(first.t);
+                let mut last = first.t;
+                while let Some(x) = it.next() {
+                    last = x.t;
+                }
+                seen.1 = seen.1.max(last);
+            }
+        }
         for l in s.labels() {
             if l.name.as_ref() == kahu_tsdb::model::METRIC_NAME {
                 *by_metric.entry(l.value.to_string()).or_default() += 1;
@@ -232,8 +245,9 @@ fn tsdb_json(state: &ApiState, limit: usize) -> Result<String, ApiError> {
         .map(|(n, vs)| (n.to_string(), vs.iter().map(|v| v.len() as u64).sum()))
         .collect();
     let pairs: Vec<(String, u64)> = by_pair.iter().map(|((n, v), c)| (format!("{n}={v}"), *c)).collect();
-    let head =
-        head.unwrap_or(TsdbStatus { num_series: series, chunk_count: 0, min_time: mint, max_time: maxt });
+    // chunkCount stays 0 until the store reports its statistics (`tsdb_status`).
+    let (min_time, max_time) = if seen.0 <= seen.1 { seen } else { (0, 0) };
+    let head = head.unwrap_or(TsdbStatus { num_series: series, chunk_count: 0, min_time, max_time });
     let mut out = format!(
         "{{\"headStats\":{{\"numSeries\":{},\"numLabelPairs\":{},\"chunkCount\":{},\"minTime\":{},\"maxTime\":{}}}",
         head.num_series,
