@@ -341,8 +341,8 @@ pub fn answer_from_json(data: &serde_json::Value) -> Result<Answer, String> {
 /// Evaluates in this process from a data directory, opened read-only so that a server running
 /// on it is not disturbed.
 fn local(dir: &std::path::Path, expr: &str, range: &Range) -> Result<(Answer, String), Failure> {
-    let db = kahu_tsdb::Db::open(dir, kahu_tsdb::Options::default())
-        .with_context(|| format!("open data directory {}", dir.display()))?;
+    let db = kahu_tsdb::Db::open_read_only(dir)
+        .with_context(|| format!("open data directory {} read-only", dir.display()))?;
     let engine = kahu_query::Engine::default();
     let value = match range {
         Range::Instant(t) => {

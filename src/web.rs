@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use clap::CommandFactory;
 use kahu_exporter::Batch;
 use kahu_query::Engine;
-use kahu_query::api::{ApiOptions, ApiState, BuildInfo, ScrapeHealth, Target, TargetSource};
+use kahu_query::api::{
+    ApiOptions, ApiState, BuildInfo, ScrapeHealth, Target, TargetSource, TsdbStatus, TsdbStatusSource,
+};
 use kahu_tsdb::metadata::{Metadata, MetadataStore, MetricType};
 use kahu_tsdb::{Db, Queryable};
 use parking_lot::Mutex;
@@ -147,7 +149,25 @@ pub fn api_state(
     );
     state.start_time = SystemTime::now();
     state.targets = Some(collection);
+    state.tsdb_status = Some(Arc::new(DbStatus(Arc::clone(db))));
     Ok(state)
+}
+
+/// Head statistics of the database for `/api/v1/status/tsdb`.
+struct DbStatus(Arc<Db>);
+
+impl TsdbStatusSource for DbStatus {
+    fn head_status(&self) -> TsdbStatus {
+        let head = self.0.stats().head;
+        TsdbStatus {
+            num_series: head.series,
+            // The head keeps every chunk it cut (nothing is persisted to blocks yet), so the
+            // chunks created since start are the chunks it holds.
+            chunk_count: head.chunks_created,
+            min_time: head.min_time.unwrap_or(0),
+            max_time: head.max_time.unwrap_or(0),
+        }
+    }
 }
 
 /// Every flag of the running subcommand with its value (defaults included), as

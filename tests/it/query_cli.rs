@@ -82,3 +82,26 @@ fn a_parse_error_exits_2_with_a_caret_and_an_execution_error_exits_1() {
         Command::new(kahu_bin()).args(["query", "up", "--server", "http://127.0.0.1:1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "an unreachable server is an execution error");
 }
+
+/// `--data-dir` reads the directory a running server writes, without its lock and without
+/// disturbing it: the server keeps answering and collecting.
+#[test]
+fn a_data_directory_is_queried_while_the_server_runs() {
+    let (dir, server) = fixture_server();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let query = |args: &[&str]| {
+        Command::new(kahu_bin()).arg("query").arg("--data-dir").arg(dir.path()).args(args).output().unwrap()
+    };
+    let out = query(&["node_memory_MemTotal_bytes", "-o", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "16777216000", "{v}");
+
+    let out = query(&["sum(node_cpu_seconds_total)", "--since", "1m", "--step", "10s", "-o", "csv"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("timestamp,value\n"), "{text}");
+    assert!(text.lines().skip(1).all(|l| l.ends_with(",11.65")), "{text}");
+
+    assert_eq!(server.get("/api/v1/query?query=1").status, 200, "the server is undisturbed");
+}
