@@ -73,6 +73,7 @@ async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
     )?);
     let remote_write = Arc::new(api::remote_write::RemoteWriteState {
         appendable: Arc::clone(&shared.db) as Arc<dyn Appendable>,
+        metadata: Some(Arc::clone(shared.db.metadata())),
         max_request_bytes: usize::try_from(args.storage.remote_write_max_request_bytes).unwrap_or(usize::MAX),
     });
     let app = Router::new()

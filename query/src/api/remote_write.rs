@@ -26,12 +26,15 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use kahu_tsdb::metadata::{Metadata, MetadataStore, MetricType};
 use kahu_tsdb::{AppendError, Appendable, Appender};
 
 /// What the handler needs.
 pub struct RemoteWriteState {
     /// Where samples go.
     pub appendable: Arc<dyn Appendable>,
+    /// Where the requests' metric metadata (TYPE/HELP/UNIT) goes, for `/api/v1/metadata`.
+    pub metadata: Option<Arc<MetadataStore>>,
     /// Largest accepted body, compressed and decompressed, in bytes.
     pub max_request_bytes: usize,
 }
@@ -264,6 +267,51 @@ pub fn decode<'a>(msg: &'a [u8], mut each: impl FnMut(&SeriesRef<'a>)) -> Result
     Ok(())
 }
 
+/// The `metadata` list of a `WriteRequest` (field 3): `(family, metadata)` for each
+/// `MetricMetadata{type=1, metric_family_name=2, help=4, unit=5}` with a family name.
+pub fn decode_metadata(msg: &[u8]) -> Result<Vec<(String, Metadata)>, DecodeError> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(msg, 0);
+    while !r.done() {
+        match r.key()? {
+            (3, 2) => {
+                let (b, base) = r.bytes()?;
+                let mut m = Reader::new(b, base);
+                let (mut kind, mut family, mut help, mut unit) = (0u64, "", "", "");
+                while !m.done() {
+                    match m.key()? {
+                        (1, 0) => kind = m.varint()?,
+                        (2, 2) => family = m.str()?,
+                        (4, 2) => help = m.str()?,
+                        (5, 2) => unit = m.str()?,
+                        (_, w) => m.skip(w)?,
+                    }
+                }
+                if !family.is_empty() {
+                    // prompb.MetricMetadata.MetricType: UNKNOWN, COUNTER, GAUGE, HISTOGRAM,
+                    // GAUGEHISTOGRAM, SUMMARY, INFO, STATESET.
+                    let kind = match kind {
+                        1 => MetricType::Counter,
+                        2 => MetricType::Gauge,
+                        3 => MetricType::Histogram,
+                        4 => MetricType::GaugeHistogram,
+                        5 => MetricType::Summary,
+                        6 => MetricType::Info,
+                        7 => MetricType::StateSet,
+                        _ => MetricType::Unknown,
+                    };
+                    out.push((
+                        family.to_string(),
+                        Metadata { kind, help: help.to_string(), unit: unit.to_string() },
+                    ));
+                }
+            }
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(out)
+}
+
 /// Decodes `msg` and appends it through one appender, committing once.
 pub fn ingest(
     appendable: &dyn Appendable,
@@ -399,7 +447,15 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
     let task = tokio::task::spawn_blocking(move || {
         let msg =
             snap::raw::Decoder::new().decompress_vec(&body).map_err(|e| format!("snappy decode: {e}"))?;
-        ingest(state.appendable.as_ref(), &msg).map_err(|e| format!("decode protobuf WriteRequest: {e}"))
+        let outcome = ingest(state.appendable.as_ref(), &msg)
+            .map_err(|e| format!("decode protobuf WriteRequest: {e}"))?;
+        if let Some(store) = &state.metadata {
+            // The message decoded as a whole above, so its metadata list does too.
+            for (family, md) in decode_metadata(&msg).unwrap_or_default() {
+                store.set("remote_write", &family, md);
+            }
+        }
+        Ok::<_, String>(outcome)
     });
     match task.await {
         Ok(Ok(Ok(outcome))) => match outcome.problem() {
@@ -467,6 +523,48 @@ mod tests {
                 ],
             }
         })
+    }
+
+    #[test]
+    fn metadata_is_read_from_the_request() {
+        use prost::Message;
+        let req = prompb::WriteRequest {
+            timeseries: vec![],
+            metadata: vec![
+                prompb::MetricMetadata {
+                    r#type: 1,
+                    metric_family_name: "http_requests_total".into(),
+                    help: "Requests.".into(),
+                    unit: String::new(),
+                },
+                prompb::MetricMetadata {
+                    r#type: 3,
+                    metric_family_name: "latency_seconds".into(),
+                    help: "Latency.".into(),
+                    unit: "seconds".into(),
+                },
+                prompb::MetricMetadata {
+                    r#type: 2,
+                    metric_family_name: String::new(),
+                    help: "x".into(),
+                    unit: String::new(),
+                },
+            ],
+        };
+        let got = decode_metadata(&req.encode_to_vec()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "http_requests_total".to_string(),
+                    Metadata { kind: MetricType::Counter, help: "Requests.".into(), unit: String::new() }
+                ),
+                (
+                    "latency_seconds".to_string(),
+                    Metadata { kind: MetricType::Histogram, help: "Latency.".into(), unit: "seconds".into() }
+                ),
+            ]
+        );
     }
 
     proptest! {
