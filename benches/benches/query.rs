@@ -96,7 +96,9 @@ fn dataset(mut f: impl FnMut(&Labels, &[(i64, f64)])) {
                 let n = (rps * 30.0 * (0.5 + rng.unit())).round();
                 let mut cum = 0.0;
                 // Observations spread over the buckets, most of them fast.
-                for (count, share) in counts.iter_mut().zip([0.2, 0.2, 0.2, 0.15, 0.1, 0.07, 0.04, 0.02, 0.01, 0.01]) {
+                for (count, share) in
+                    counts.iter_mut().zip([0.2, 0.2, 0.2, 0.15, 0.1, 0.07, 0.04, 0.02, 0.01, 0.01])
+                {
                     cum += n * share;
                     *count += cum.round();
                 }
@@ -155,8 +157,11 @@ fn export(path: &str) -> std::io::Result<()> {
             }
             last_name = name.to_string();
         }
-        let pairs: Vec<String> =
-            labels.iter().filter(|l| &*l.name != "__name__").map(|l| format!("{}=\"{}\"", l.name, l.value)).collect();
+        let pairs: Vec<String> = labels
+            .iter()
+            .filter(|l| &*l.name != "__name__")
+            .map(|l| format!("{}=\"{}\"", l.name, l.value))
+            .collect();
         let series = format!("{name}{{{}}}", pairs.join(","));
         for &(t, v) in samples {
             if let Err(e) = writeln!(out, "{series} {v} {}.{:03}", t / 1000, t % 1000) {

@@ -15,13 +15,17 @@ type Data = Vec<(Labels, Vec<(i64, f64)>)>;
 
 /// A few series of gauges and counters with irregular intervals, gaps and stale markers.
 fn data() -> impl Strategy<Value = Data> {
-    let series = (0usize..2, 0usize..2, 0usize..3, prop::collection::vec((1i64..60, -50i32..50, 0u8..20), 1..40));
+    let series =
+        (0usize..2, 0usize..2, 0usize..3, prop::collection::vec((1i64..60, -50i32..50, 0u8..20), 1..40));
     prop::collection::vec(series, 1..7).prop_map(|specs| {
         let mut out: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
         for (name, job, inst, steps) in specs {
             let name = ["g", "c_total"][name];
-            let labels =
-                Labels::from_pairs([("__name__", name), ("job", ["a", "b"][job]), ("inst", ["0", "1", "2"][inst])]);
+            let labels = Labels::from_pairs([
+                ("__name__", name),
+                ("job", ["a", "b"][job]),
+                ("inst", ["0", "1", "2"][inst]),
+            ]);
             let mut t = 0i64;
             let mut counter = 0.0;
             let mut samples = Vec::new();
@@ -65,7 +69,10 @@ type Step = BTreeMap<Labels, f64>;
 fn same(a: &Step, b: &Step) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|((la, va), (lb, vb))| {
-            la == lb && (va == vb || (va.is_nan() && vb.is_nan()) || ((va - vb).abs() <= 1e-9 * va.abs().max(vb.abs())))
+            la == lb
+                && (va == vb
+                    || (va.is_nan() && vb.is_nan())
+                    || ((va - vb).abs() <= 1e-9 * va.abs().max(vb.abs())))
         })
 }
 

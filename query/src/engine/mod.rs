@@ -345,3 +345,90 @@ fn finish(val: Val, r: Range, range_query: bool) -> Result<Value, EvalError> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use kahu_tsdb::model::Labels;
+    use kahu_tsdb::{Appendable, MemHead, Queryable};
+
+    use super::*;
+
+    fn head(series: usize, points: i64) -> MemHead {
+        let head = MemHead::new();
+        for s in 0..series {
+            let mut app = head.appender();
+            let labels = Labels::from_pairs([("__name__", "m".to_string()), ("i", s.to_string())]);
+            for p in 0..points {
+                app.append(&labels, p * 10_000, p as f64).unwrap();
+            }
+            app.commit().unwrap();
+        }
+        head
+    }
+
+    #[test]
+    fn too_many_samples_is_an_execution_error_with_prometheus_message() {
+        let h = head(10, 100);
+        let q = h.querier().unwrap();
+        let engine = Engine::new(EngineOptions { max_samples: 50, ..EngineOptions::default() });
+        let err = engine.range_query(q.as_ref(), "m", 0, 990_000, 10_000, &QueryOpts::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "query processing would load too many samples into memory in query execution"
+        );
+        assert_eq!(err.kind(), ErrorKind::Execution);
+        // The engine stays usable, and a query within the limit works.
+        let ok = engine.instant_query(q.as_ref(), "m", 990_000, &QueryOpts::default()).unwrap();
+        assert!(matches!(ok.value, Value::Vector(ref v) if v.len() == 10));
+        assert_eq!(engine.running_queries(), 0);
+    }
+
+    #[test]
+    fn timeout_and_cancellation_stop_a_query() {
+        let h = head(3, 10);
+        let q = h.querier().unwrap();
+        let engine = Engine::default();
+        let opts = QueryOpts { timeout: Some(Duration::ZERO), ..QueryOpts::default() };
+        let err = engine.instant_query(q.as_ref(), "sum(m)", 50_000, &opts).unwrap_err();
+        assert_eq!(err.to_string(), "query timed out in expression evaluation");
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let opts = QueryOpts { cancel, ..QueryOpts::default() };
+        let err = engine.instant_query(q.as_ref(), "m", 50_000, &opts).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Canceled);
+        assert_eq!(engine.running_queries(), 0);
+    }
+
+    #[test]
+    fn parse_errors_and_wrong_types_are_bad_data() {
+        let h = head(1, 1);
+        let q = h.querier().unwrap();
+        let engine = Engine::default();
+        let err = engine.instant_query(q.as_ref(), "sum(", 0, &QueryOpts::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData);
+        let err = engine.range_query(q.as_ref(), "m[5m]", 0, 10, 1, &QueryOpts::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData);
+        let err = engine.instant_query(q.as_ref(), "m{a=~\"(\"}", 0, &QueryOpts::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData, "{err}");
+    }
+
+    #[test]
+    fn stats_count_samples_and_warnings_render_positions() {
+        let h = head(2, 10);
+        let q = h.querier().unwrap();
+        let engine = Engine::default();
+        let opts = QueryOpts { stats: StatsLevel::Basic, ..QueryOpts::default() };
+        let res = engine.instant_query(q.as_ref(), "rate(m[1m])", 90_000, &opts).unwrap();
+        let stats = res.stats.unwrap();
+        assert_eq!(stats.samples.total_queryable_samples, 12);
+        assert!(stats.samples.peak_samples > 0);
+        assert_eq!(
+            res.infos,
+            [
+                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"m\" (1:6)"
+            ]
+        );
+    }
+}
