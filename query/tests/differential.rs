@@ -4,6 +4,13 @@
 //! 2. a naive evaluator written here from the definitions, which steps one timestamp at a time
 //!    over the raw samples.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers; a failure is the test's answer"
+)]
+
 use std::collections::BTreeMap;
 
 use kahu_query::{Engine, EngineOptions, QueryOpts, Value};

@@ -231,14 +231,31 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<Series>, EvalError> {
         let offset = offset_ms(vs.offset.as_ref());
         let at = self.at_time(vs.at.as_ref());
+        let mut out = self.select_instant(&selector_matchers(vs)?, offset, at, r, sample_ts)?;
+        if vs.matchers.or_matchers.len() > 1 {
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            out.dedup_by(|a, b| a.labels == b.labels);
+        }
+        Ok(out)
+    }
+
+    /// The instant-vector samples of the series matching any of `sets`, at every step.
+    pub(crate) fn select_instant(
+        &mut self,
+        sets: &[Vec<Matcher>],
+        offset: i64,
+        at: Option<i64>,
+        r: Range,
+        sample_ts: bool,
+    ) -> Result<Vec<Series>, EvalError> {
         let ref_at = |ts: i64| at.unwrap_or(ts) - offset;
         let (first, last) = (ref_at(r.start), ref_at(r.end));
         let lookback = self.s.lookback;
         let n = r.len();
         let mut out = Vec::new();
-        for set in selector_matchers(vs)? {
+        for set in sets {
             let querier = self.s.querier;
-            let series_set = querier.select(&set, first.saturating_sub(lookback).saturating_add(1), last)?;
+            let series_set = querier.select(set, first.saturating_sub(lookback).saturating_add(1), last)?;
             for (i, series) in series_set.enumerate() {
                 if i % CHECK_EVERY == 0 {
                     self.check()?;
@@ -276,10 +293,6 @@ impl<'a> Evaluator<'a> {
                     out.push(Series::new(series.labels().clone(), points));
                 }
             }
-        }
-        if vs.matchers.or_matchers.len() > 1 {
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
-            out.dedup_by(|a, b| a.labels == b.labels);
         }
         Ok(out)
     }

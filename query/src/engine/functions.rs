@@ -733,13 +733,6 @@ impl Evaluator<'_> {
         })?;
         self.histogram_output(groups, points)
     }
-
-    /// `info(v, [data-label-selector])`: adds the data labels of the `target_info` series that
-    /// share `v`'s identifying labels (`instance`, `job`).
-    fn info(&mut self, args: &[Box<Expr>], r: Range) -> Result<Val, EvalError> {
-        let _ = (args, r);
-        Err(EvalError::exec("info() is not supported yet"))
-    }
 }
 
 /// Go's `int64(f)` on amd64: truncation, with NaN and out-of-range values becoming the minimum.

@@ -19,6 +19,7 @@ mod eval;
 mod functions;
 mod gofmt;
 mod histogram;
+mod info;
 mod limits;
 pub(crate) mod math;
 mod position;
