@@ -22,12 +22,14 @@ command -v prometheus >/dev/null || { echo "prometheus not installed (apt-get in
 command -v promtool >/dev/null || { echo "promtool not installed" >&2; exit 1; }
 
 cd "$ROOT"
-echo "== exporting the dataset"
-KAHU_QUERY_BENCH_EXPORT="$WORK/data.om" cargo bench -q -p kahu-benches --bench query > "$WORK/queries.txt"
+if [ ! -s "$WORK/data.om" ] || [ ! -s "$WORK/queries.txt" ]; then
+    echo "== exporting the dataset"
+    KAHU_QUERY_BENCH_EXPORT="$WORK/data.om" cargo bench -q -p kahu-benches --bench query > "$WORK/queries.txt"
+fi
 QUERIES=$(grep -P '\t' "$WORK/queries.txt")
 read -r START END STEP AT < <(sed -n 's/^range: start=\([0-9]*\) end=\([0-9]*\) step=\([0-9]*\) instant_at=\([0-9]*\)$/\1 \2 \3 \4/p' "$WORK/queries.txt")
 
-if [ ! -d "$WORK/prom/wal" ] && [ ! -f "$WORK/prom/.backfilled" ]; then
+if [ ! -f "$WORK/prom/.backfilled" ]; then
     echo "== backfilling Prometheus TSDB"
     rm -rf "$WORK/prom"
     promtool tsdb create-blocks-from openmetrics "$WORK/data.om" "$WORK/prom" > "$WORK/backfill.log"

@@ -9,6 +9,7 @@ mod containerd;
 mod exporter;
 mod grafana;
 mod harness;
+mod promqltest;
 mod query_cli;
 mod remote_write;
 mod serve;
