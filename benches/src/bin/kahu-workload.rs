@@ -90,7 +90,7 @@ enum Cmd {
         #[arg(long, default_value_t = 2_000)]
         batch: usize,
     },
-    /// Scrape targets every interval into DIR/<name>/<unix-ms>.prom.
+    /// Scrape targets every interval into `DIR/<name>/<unix-ms>.prom`.
     Capture {
         /// `name=url`, repeatable.
         #[arg(long = "target", required = true)]

@@ -2,7 +2,7 @@
 //!
 //! # How a query runs
 //!
-//! 1. The query waits for one of `max_concurrency` slots ([`limits`]); its timeout already runs.
+//! 1. The query waits for one of `max_concurrency` slots (the `limits` module); its timeout already runs.
 //! 2. The expression is parsed and type-checked.
 //! 3. The evaluator works on whole ranges: every node produces its result for all steps of the
 //!    query at once. A selector loads each series once for the whole range and slides its windows

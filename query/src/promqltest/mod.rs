@@ -3,7 +3,7 @@
 //! to … step …`, expected failures, ordered results, expected warnings and infos.
 //!
 //! Data is loaded through the [`Appender`](kahu_tsdb::Appender) of an in-memory
-//! [`MemHead`](kahu_tsdb::MemHead) and queried through its [`Querier`](kahu_tsdb::Querier), the
+//! [`MemHead`] and queried through its [`Querier`](kahu_tsdb::Querier), the
 //! same boundaries the server uses. The engine runs with the settings of Prometheus' test suite:
 //! 5m lookback and delayed `__name__` removal.
 //!

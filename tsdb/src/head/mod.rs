@@ -1,14 +1,14 @@
 //! The head: the in-memory part of the store that takes every append.
 //!
 //! - Series live in two sharded maps, by label hash (to find a series on append) and by
-//!   [`HeadSeriesRef`](crate::refs) (to read one from the index or the WAL).
-//! - An inverted [`index`] maps label pairs to series refs, so `select` never scans every series.
+//!   `HeadSeriesRef` (`docs/refs.md`) (to read one from the index or the WAL).
+//! - An inverted index (`index`) maps label pairs to series refs, so `select` never scans every series.
 //! - Each series appends into one open Gorilla chunk, cut at 120 samples or at a block-range
 //!   boundary; closed chunks stay in memory, compact and shared with readers through `Arc`s.
 //! - Commits are serialized: a commit writes its frame to the WAL, then applies its samples and
 //!   publishes a commit sequence number. A querier records the sequence it started at, and each
 //!   series keeps the sample count at the commits an open querier may still need, so a querier
-//!   sees exactly the commits that finished before it was created ([`series`]).
+//!   sees exactly the commits that finished before it was created (`series`).
 
 mod append;
 mod index;

@@ -1,5 +1,5 @@
 //! The block index (`docs/format/index.md`): symbols, series pages, postings and the postings
-//! table. [`write`] builds one from sorted series; [`IndexReader`] answers matchers from it
+//! table. [`write()`] builds one from sorted series; [`IndexReader`] answers matchers from it
 //! without touching chunk data.
 
 mod reader;
