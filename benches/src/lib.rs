@@ -7,9 +7,12 @@
 //! - [`capture`]: real exposition scraped from this machine over time, stored compactly, and read
 //!   back as samples (the canned datasets under `tsdb/testdata/`).
 //!
-//! The `kahu-workload` binary wraps them: `stats`, `push`, `capture`.
+//! - [`compress`]: kahu's bytes per sample on a source, as 2 h blocks and as one compacted block.
+//!
+//! The `kahu-workload` binary wraps them: `stats`, `push`, `capture`, `pack`, `blocks`.
 
 pub mod capture;
+pub mod compress;
 pub mod remote_write;
 pub mod rng;
 pub mod workload;

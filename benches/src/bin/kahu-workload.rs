@@ -105,6 +105,23 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Write the workload (or a capture) as kahu blocks and print bytes per sample.
+    Blocks {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Measure this packed capture instead of the generated workload.
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        /// Where to write the blocks (a temporary directory by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// zstd level.
+        #[arg(long, default_value_t = 9)]
+        zstd_level: i32,
+        /// Also print pre-zstd bytes by metric name (2 h chunks).
+        #[arg(long)]
+        breakdown: bool,
+    },
     /// Pack a capture directory into one compressed canned dataset.
     Pack {
         /// Directory written by `capture`.
@@ -171,6 +188,55 @@ fn run() -> Result<()> {
                 secs,
                 report.samples as f64 / secs.max(1e-9)
             );
+        }
+        Cmd::Blocks { workload, capture, dir, zstd_level, breakdown } => {
+            let data = match capture {
+                Some(path) => {
+                    let c =
+                        Capture::read(&path).with_context(|| format!("read capture {}", path.display()))?;
+                    kahu_benches::compress::collect(&mut c.replay())
+                }
+                None => kahu_benches::compress::collect(&mut Workload::new(workload.config(false)?)),
+            };
+            if breakdown {
+                let rows = kahu_benches::compress::breakdown(&data, 2 * 3_600_000);
+                let total: u64 = rows.iter().map(|r| r.1).sum();
+                println!("{:<48} {:>10} {:>8} {:>8}", "metric", "samples", "ts B/s", "val B/s");
+                for (name, n, ts, v) in rows.iter().take(40) {
+                    println!(
+                        "{name:<48} {n:>10} {:>8.3} {:>8.3}",
+                        *ts as f64 / *n as f64,
+                        *v as f64 / *n as f64
+                    );
+                }
+                let (ts, v): (u64, u64) = rows.iter().fold((0, 0), |a, r| (a.0 + r.2, a.1 + r.3));
+                println!(
+                    "{:<48} {total:>10} {:>8.3} {:>8.3}",
+                    "TOTAL (pre-zstd)",
+                    ts as f64 / total as f64,
+                    v as f64 / total as f64
+                );
+            }
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = std::env::temp_dir().join(format!("kahu-blocks-{}", std::process::id()));
+                    tmp.clone()
+                }
+            };
+            let start = std::time::Instant::now();
+            let opts = kahu_tsdb::block::WriteOptions { zstd_level };
+            let r = kahu_benches::compress::measure(&data, &dir, &opts)?;
+            println!("samples {} series {}", r.samples, r.series);
+            println!("2h blocks        {:>12} bytes  {:.3} bytes/sample", r.bytes_2h, r.per_sample_2h());
+            println!(
+                "compacted block  {:>12} bytes  {:.3} bytes/sample (index {} bytes)",
+                r.bytes_all,
+                r.per_sample_all(),
+                r.index_bytes_all
+            );
+            println!("written in {:.1}s", start.elapsed().as_secs_f64());
         }
         Cmd::Capture { targets, count, interval, dir } => capture(&targets, count, interval, &dir)?,
         Cmd::Pack { dir, out } => {

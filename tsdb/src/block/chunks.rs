@@ -23,7 +23,7 @@ pub const VERSION: u8 = 1;
 /// Bytes of the segment file header.
 pub const FILE_HEADER_LEN: usize = 8;
 /// A frame is closed once its raw payload passes this.
-pub const FRAME_TARGET: usize = 64 << 10;
+pub const FRAME_TARGET: usize = 256 << 10;
 /// A segment is closed once it passes this.
 pub const SEGMENT_TARGET: u64 = 512 << 20;
 

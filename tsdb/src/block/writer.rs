@@ -23,8 +23,8 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        // Measured on the standard workload (benches/runs): level 9 is within 2% of level 19's
-        // size at several times its speed.
+        // Measured with `kahu-workload blocks` (3,000 series, 24 h): level 19 is 1% smaller
+        // than level 9 and takes 2.2 times as long.
         WriteOptions { zstd_level: 9 }
     }
 }

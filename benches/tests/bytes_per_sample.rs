@@ -1,0 +1,58 @@
+//! Compression must not get worse: bytes per sample of kahu's blocks on the canned datasets,
+//! against the figures recorded when they were last improved. Lower a ceiling when compression
+//! improves; never raise one to make a change pass.
+
+use std::path::Path;
+
+use kahu_benches::capture::Capture;
+use kahu_benches::compress::{collect, measure};
+use kahu_benches::workload::{Config, Workload};
+use kahu_tsdb::block::WriteOptions;
+
+fn testdata(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+}
+
+/// Recorded 2026-11-28 (zstd level 9, 256 KiB frames); ceilings are the figure plus 2%.
+#[test]
+fn real_node_exporter_capture_stays_under_its_recorded_figure() {
+    let c = Capture::read(&testdata("node-exporter-1h.capture.zst")).unwrap();
+    let data = collect(&mut c.replay());
+    let dir = tempfile::tempdir().unwrap();
+    let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
+    assert!(r.samples > 120_000);
+    let recorded = 0.551;
+    assert!(
+        r.per_sample_all() <= recorded * 1.02,
+        "{:.3} bytes/sample, recorded {recorded}",
+        r.per_sample_all()
+    );
+}
+
+#[test]
+fn real_kahu_self_metrics_capture_stays_under_its_recorded_figure() {
+    let c = Capture::read(&testdata("kahu-self-30m.capture.zst")).unwrap();
+    let data = collect(&mut c.replay());
+    let dir = tempfile::tempdir().unwrap();
+    let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
+    let recorded = 1.004;
+    assert!(
+        r.per_sample_all() <= recorded * 1.02,
+        "{:.3} bytes/sample, recorded {recorded}",
+        r.per_sample_all()
+    );
+}
+
+#[test]
+fn generated_kubernetes_node_workload_stays_under_its_recorded_figure() {
+    let cfg = Config { series: 2_500, duration_ms: 2 * 3_600_000, ..Config::default() };
+    let data = collect(&mut Workload::new(cfg));
+    let dir = tempfile::tempdir().unwrap();
+    let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
+    let recorded = 0.738;
+    assert!(
+        r.per_sample_2h() <= recorded * 1.02,
+        "{:.3} bytes/sample, recorded {recorded}",
+        r.per_sample_2h()
+    );
+}
