@@ -53,6 +53,7 @@
 pub mod appender;
 pub mod block;
 pub mod chunk;
+pub mod compact;
 mod db;
 pub mod fs;
 pub mod head;
