@@ -29,6 +29,8 @@ pub enum Command {
     Query(crate::query::QueryArgs),
     /// Run one collection pass and print it in the exposition format (for debugging a node).
     Collect(crate::exporter::CollectArgs),
+    /// Inspect a data directory's blocks: `analyze` (what is there), `verify` (every checksum).
+    Tsdb(crate::tsdb_cmd::TsdbArgs),
 }
 
 /// Log line format.

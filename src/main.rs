@@ -9,6 +9,7 @@ mod query;
 mod query_flags;
 mod serve;
 mod storage_flags;
+mod tsdb_cmd;
 mod tsdb_metrics;
 mod web;
 
@@ -34,5 +35,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Promqltest(args) => promqltest::run(args),
         cli::Command::Query(args) => query::run(args),
         cli::Command::Collect(args) => exporter::collect_command(args),
+        cli::Command::Tsdb(args) => tsdb_cmd::run(args),
     }
 }

@@ -41,7 +41,9 @@ sleep 5
 curl -sf http://127.0.0.1:18428/internal/force_merge >/dev/null || true
 sleep 20
 kill -INT "$vm"; wait "$vm" || true
-line victoria-metrics-1.79 "after-flush" "$(du -sb "$work/vm" | cut -f1)"
+# data/ and indexdb/ are the store; cache/ holds caches VictoriaMetrics rebuilds on start.
+line victoria-metrics-1.79 "data+indexdb" "$(du -sbc "$work/vm/data" "$work/vm/indexdb" | tail -1 | cut -f1)"
+line victoria-metrics-1.79 "total-with-cache" "$(du -sb "$work/vm" | cut -f1)"
 
 # Prometheus.
 : >"$work/prometheus.yml"

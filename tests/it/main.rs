@@ -13,3 +13,4 @@ mod promqltest;
 mod query_cli;
 mod remote_write;
 mod serve;
+mod tsdb_cli;

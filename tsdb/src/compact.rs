@@ -216,7 +216,8 @@ mod tests {
     #[test]
     fn retention_plans() {
         let sized = |id: &str, min_h, max_h, size| BlockInfo { size, ..b(id, min_h, max_h) };
-        let cases: Vec<(&str, Vec<BlockInfo>, Retention, u64, Vec<&str>)> = vec![
+        type Case<'a> = (&'a str, Vec<BlockInfo>, Retention, u64, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "Without limits nothing is deleted.",
                 vec![b("a", 0, 2), b("b", 2, 4)],

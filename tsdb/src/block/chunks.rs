@@ -433,8 +433,14 @@ mod tests {
         let mut refs = Vec::new();
         let mut all = Vec::new();
         for s in 0..2000i64 {
-            let samples: Vec<Sample> =
-                (0..100).map(|i| Sample::new(i * 15_000, ((s * 7 + i) % 13) as f64)).collect();
+            let samples: Vec<Sample> = (0..100)
+                .map(|i| {
+                    Sample::new(
+                        i * 15_000,
+                        f64::from_bits(((s * 7919 + i) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 2),
+                    )
+                })
+                .collect();
             refs.push(w.add(&samples).unwrap());
             all.push(samples);
         }

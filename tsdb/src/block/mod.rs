@@ -3,10 +3,12 @@
 //!
 //! - [`write_block`] writes sorted series into a new block (temporary directory, fsync, rename).
 //! - [`Block`] opens one, checking every checksum, and reads series and samples from it.
-//! - [`BlocksQuerier`] answers the [`Querier`](crate::Querier) contract over a set of blocks.
+//! - [`BlocksQuerier`] answers the [`Querier`](crate::Querier) contract over a set of blocks;
+//!   [`MergeQuerier`] merges it with the head's querier.
 
 pub mod chunks;
 pub mod codec;
+mod merge;
 pub mod meta;
 mod querier;
 mod reader;
@@ -14,8 +16,9 @@ pub mod section;
 mod writer;
 
 pub use chunks::FrameCache;
+pub use merge::MergeQuerier;
 pub use meta::BlockMeta;
-pub use querier::BlocksQuerier;
+pub use querier::{BlocksQuerier, VecIter};
 pub use reader::{Block, BlockError};
 pub use writer::{BlockSpec, BlockWriteError, TMP_CREATION, TMP_DELETION, WriteOptions, write_block};
 

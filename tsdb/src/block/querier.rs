@@ -81,6 +81,20 @@ struct BlockSeries {
     maxt: i64,
 }
 
+impl BlockSeries {
+    /// Whether any sample falls in the range: a chunk entirely inside it says so without
+    /// decoding; one that only straddles it may have a gap there.
+    fn has_samples(&self) -> bool {
+        let inside =
+            self.parts.iter().flat_map(|p| &p.chunks).any(|c| c.mint >= self.mint && c.maxt <= self.maxt);
+        if inside {
+            return true;
+        }
+        let mut it = self.iter();
+        it.next().is_some() || it.err().is_some()
+    }
+}
+
 impl Series for BlockSeries {
     fn labels(&self) -> &Labels {
         &self.labels
@@ -120,6 +134,13 @@ pub struct VecIter {
     err: Option<QueryError>,
 }
 
+impl VecIter {
+    /// An iterator over `samples` (sorted by time) that reports `err` once exhausted.
+    pub fn with_error(samples: Vec<Sample>, err: Option<QueryError>) -> Self {
+        VecIter { samples, pos: 0, err }
+    }
+}
+
 impl SampleIter for VecIter {
     fn next(&mut self) -> Option<Sample> {
         let s = self.samples.get(self.pos).copied();
@@ -149,17 +170,21 @@ impl Querier for BlocksQuerier {
         for parts in parts_by_labels.values_mut() {
             parts.sort_by_key(|p| p.block.meta().min_time);
         }
-        Ok(Box::new(parts_by_labels.into_iter().map(move |(labels, parts)| {
-            Box::new(BlockSeries { labels, parts, mint, maxt }) as Box<dyn Series>
-        })))
+        Ok(Box::new(
+            parts_by_labels
+                .into_iter()
+                .map(move |(labels, parts)| BlockSeries { labels, parts, mint, maxt })
+                .filter(|s| s.has_samples())
+                .map(|s| Box::new(s) as Box<dyn Series>),
+        ))
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError> {
         let mut names = std::collections::BTreeSet::new();
         // Through the series, not the index's name table: only series with samples in the
         // range count, as in the head.
-        for labels in self.matching(matchers, mint, maxt)?.keys() {
-            names.extend(labels.iter().map(|l| l.name.to_string()));
+        for s in self.select(matchers, mint, maxt)? {
+            names.extend(s.labels().iter().map(|l| l.name.to_string()));
         }
         Ok(names.into_iter().collect())
     }
@@ -172,8 +197,8 @@ impl Querier for BlocksQuerier {
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
         let mut values = std::collections::BTreeSet::new();
-        for labels in self.matching(matchers, mint, maxt)?.keys() {
-            values.extend(labels.get(name).map(str::to_string));
+        for s in self.select(matchers, mint, maxt)? {
+            values.extend(s.labels().get(name).map(str::to_string));
         }
         Ok(values.into_iter().collect())
     }

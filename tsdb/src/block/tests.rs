@@ -112,12 +112,22 @@ proptest! {
         let mut both = blocks_of(&dir.path().join("o1"), &d, &[]);
         both.extend(blocks_of(&dir.path().join("o2"), &d, &[cut]));
         let overlap = BlocksQuerier::new(both);
+        // Head and blocks together: data before `cut` in blocks, from `cut` on in a head.
+        let recent: Data = d.iter().map(|(l, s)| (l.clone(), s.iter().copied().filter(|x| x.t >= cut).collect::<Vec<_>>())).filter(|(_, s): &(Labels, Vec<Sample>)| !s.is_empty()).collect();
+        let older: Data = d.iter().map(|(l, s)| (l.clone(), s.iter().copied().filter(|x| x.t < cut).collect::<Vec<_>>())).filter(|(_, s): &(Labels, Vec<Sample>)| !s.is_empty()).collect();
+        let recent_head = head_of(&recent);
+        let merged = MergeQuerier::new(vec![
+            recent_head.querier().unwrap(),
+            Box::new(BlocksQuerier::new(blocks_of(&dir.path().join("m"), &older, &[]))),
+        ]);
         for ms in matchers() {
             for (mint, maxt) in [(i64::MIN, i64::MAX), (lo, lo + len)] {
                 let want = collect(hq.as_ref(), &ms, mint, maxt);
                 prop_assert_eq!(&collect(&one, &ms, mint, maxt), &want);
                 prop_assert_eq!(&collect(&two, &ms, mint, maxt), &want);
                 prop_assert_eq!(&collect(&overlap, &ms, mint, maxt), &want);
+                prop_assert_eq!(&collect(&merged, &ms, mint, maxt), &want);
+                prop_assert_eq!(merged.label_values("pod", &ms, mint, maxt).unwrap(), hq.label_values("pod", &ms, mint, maxt).unwrap());
                 prop_assert_eq!(one.label_values("pod", &ms, mint, maxt).unwrap(), hq.label_values("pod", &ms, mint, maxt).unwrap());
                 prop_assert_eq!(one.label_names(&ms, mint, maxt).unwrap(), hq.label_names(&ms, mint, maxt).unwrap());
             }
