@@ -30,6 +30,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init(args.log_format, &args.log_level)?;
     let db = Db::open(&args.data_dir, args.storage.tsdb_options()).context("open data directory")?;
     let db = Arc::new(db);
+    // Persists the head into blocks, compacts them and applies retention, every minute (as
+    // Prometheus does); stopped and joined when `run` returns.
+    let _maintenance =
+        db.start_maintenance(std::time::Duration::from_secs(60)).context("start storage maintenance")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kahu")

@@ -51,6 +51,20 @@ pub struct StorageArgs {
     /// (e.g. 32MB); larger ones get 413.
     #[arg(long = "storage.remote-write.max-request-bytes", value_name = "BYTES", default_value = "32MB", value_parser = parse_bytes)]
     pub remote_write_max_request_bytes: u64,
+
+    /// How long to keep data, measured back from the newest sample (e.g. 15d, 1y). Default 15d
+    /// unless only --storage.retention.size is given; 0 means unset.
+    #[arg(long = "storage.retention.time", visible_alias = "storage.tsdb.retention.time", value_name = "DURATION", value_parser = parse_duration)]
+    pub retention_time: Option<Duration>,
+
+    /// Most bytes the blocks and the WAL may take (e.g. 10GB); the oldest blocks go first.
+    /// 0 means no limit.
+    #[arg(long = "storage.retention.size", visible_alias = "storage.tsdb.retention.size", value_name = "BYTES", value_parser = parse_bytes)]
+    pub retention_size: Option<u64>,
+
+    /// Do not compact blocks (e.g. while another tool reads them).
+    #[arg(long = "storage.tsdb.no-compaction")]
+    pub no_compaction: bool,
 }
 
 impl StorageArgs {
@@ -67,6 +81,20 @@ impl StorageArgs {
             wal_segment_size: self.wal_segment_size,
             ..Options::default()
         };
+        let size = self.retention_size.filter(|&s| s > 0);
+        let time = self
+            .retention_time
+            .filter(|d| !d.is_zero())
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        o.retention = kahu_tsdb::compact::Retention {
+            time: match (time, size) {
+                (Some(t), _) => Some(t),
+                (None, Some(_)) => None,
+                (None, None) => Some(kahu_tsdb::DEFAULT_RETENTION_MS),
+            },
+            size,
+        };
+        o.compaction = !self.no_compaction;
         o.head.limits = LabelLimits {
             max_label_names: self.max_label_names,
             max_name_length: self.max_label_name_length,

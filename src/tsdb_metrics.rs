@@ -97,4 +97,57 @@ pub fn add(batch: &mut Batch, st: &TsdbStats) {
         "Time the WAL replay at start took.",
         w.replay_seconds,
     );
+    let b = &st.blocks;
+    gauge(batch, "kahu_tsdb_blocks_loaded", "Blocks loaded.", b.loaded as f64);
+    gauge(batch, "kahu_tsdb_storage_blocks_bytes", "Bytes of the loaded blocks on disk.", b.bytes as f64);
+    gauge(
+        batch,
+        "kahu_tsdb_storage_bytes",
+        "Bytes on disk: blocks and WAL segments.",
+        (b.bytes + w.bytes) as f64,
+    );
+    if b.samples > 0 {
+        gauge(
+            batch,
+            "kahu_tsdb_blocks_bytes_per_sample",
+            "Bytes on disk per sample of the loaded blocks.",
+            b.bytes as f64 / b.samples as f64,
+        );
+    }
+    if let Some(min) = b.min_time {
+        gauge(batch, "kahu_tsdb_lowest_timestamp", "Oldest block time, in ms since the epoch.", min as f64);
+    }
+    counter(batch, "kahu_tsdb_head_persisted_total", "Head block ranges persisted into blocks.", b.persisted);
+    counter(
+        batch,
+        "kahu_tsdb_head_persist_failed_total",
+        "Failed attempts to persist the head.",
+        b.persist_failed,
+    );
+    counter(batch, "kahu_tsdb_compactions_total", "Block compactions done.", b.compactions);
+    counter(
+        batch,
+        "kahu_tsdb_compactions_failed_total",
+        "Block compactions that failed.",
+        b.compactions_failed,
+    );
+    counter(
+        batch,
+        "kahu_tsdb_compaction_samples_total",
+        "Samples written by block compactions.",
+        b.samples_compacted,
+    );
+    counter(
+        batch,
+        "kahu_tsdb_blocks_quarantined_total",
+        "Damaged blocks moved into the quarantine directory.",
+        b.quarantined,
+    );
+    counter(
+        batch,
+        "kahu_tsdb_retention_deleted_blocks_total",
+        "Blocks deleted by retention (time or size).",
+        b.retention_deleted,
+    );
+    counter(batch, "kahu_tsdb_checkpoints_total", "WAL checkpoints written.", b.checkpoints);
 }

@@ -1,4 +1,8 @@
-//! `Db`: a data directory and the store inside it (the head and its WAL; part 2 adds blocks).
+//! `Db`: a data directory and the store inside it: the head and its WAL, and the blocks the
+//! head's older data is persisted into, compacted and expired by background maintenance.
+
+mod blocks;
+mod maintain;
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -6,8 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use parking_lot::Mutex;
+
+use blocks::BlockSet;
+pub use blocks::QUARANTINE_DIR;
+pub use maintain::{MaintainError, MaintainSummary, MaintenanceHandle};
+
 use crate::appender::{Appendable, Appender};
-use crate::head::{Head, HeadOptions, HeadQuerier, HeadStats};
+use crate::block::{FrameCache, WriteOptions};
+use crate::compact::Retention;
+use crate::head::{Head, HeadOptions, HeadStats};
 use crate::metadata::MetadataStore;
 use crate::querier::{Querier, QueryError, Queryable};
 use crate::wal::{self, FsyncPolicy, Wal, WalCounters, WalError};
@@ -57,6 +69,14 @@ pub enum OpenError {
     /// A new WAL segment could not be started.
     #[error("start WAL")]
     Wal(#[source] WalError),
+    /// The block directories could not be listed, cleaned up or moved aside.
+    #[error("load blocks in {path}")]
+    Blocks {
+        /// The data directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Options for [`Db::open`].
@@ -66,9 +86,20 @@ pub struct Options {
     pub wal_fsync: FsyncPolicy,
     /// Size at which a WAL segment is closed (`--storage.tsdb.wal-segment-size`).
     pub wal_segment_size: u64,
-    /// Head options: chunk range, samples per chunk, label limits.
+    /// Head options: chunk range (also the block range), samples per chunk, label limits.
     pub head: HeadOptions,
+    /// Retention (`--storage.retention.time`, default 15d; `--storage.retention.size`).
+    pub retention: Retention,
+    /// Whether background maintenance compacts blocks.
+    pub compaction: bool,
+    /// How blocks are written.
+    pub block_write: WriteOptions,
+    /// Bytes of decompressed chunk frames kept in memory for queries.
+    pub frame_cache_bytes: usize,
 }
+
+/// The default retention time: 15 days.
+pub const DEFAULT_RETENTION_MS: i64 = 15 * 24 * 3_600_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -76,8 +107,41 @@ impl Default for Options {
             wal_fsync: FsyncPolicy::default(),
             wal_segment_size: 32 << 20,
             head: HeadOptions::default(),
+            retention: Retention { time: Some(DEFAULT_RETENTION_MS), size: None },
+            compaction: true,
+            block_write: WriteOptions::default(),
+            frame_cache_bytes: 64 << 20,
         }
     }
+}
+
+/// Block figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlocksStats {
+    /// Blocks loaded now.
+    pub loaded: u64,
+    /// Bytes of the loaded blocks on disk.
+    pub bytes: u64,
+    /// Samples in the loaded blocks.
+    pub samples: u64,
+    /// Oldest block time (ms), `None` without blocks.
+    pub min_time: Option<i64>,
+    /// Head ranges persisted into blocks since start.
+    pub persisted: u64,
+    /// Failed attempts to persist the head since start.
+    pub persist_failed: u64,
+    /// Compactions done since start.
+    pub compactions: u64,
+    /// Failed compactions since start.
+    pub compactions_failed: u64,
+    /// Samples written by compactions since start.
+    pub samples_compacted: u64,
+    /// Blocks moved to `quarantine/` since start.
+    pub quarantined: u64,
+    /// Blocks deleted by retention since start.
+    pub retention_deleted: u64,
+    /// WAL checkpoints since start.
+    pub checkpoints: u64,
 }
 
 /// WAL figures.
@@ -108,6 +172,8 @@ pub struct TsdbStats {
     pub head: HeadStats,
     /// The WAL.
     pub wal: WalStats,
+    /// The blocks.
+    pub blocks: BlocksStats,
 }
 
 /// A kahu data directory: an exclusive lock, the head and its WAL.
@@ -121,6 +187,10 @@ pub struct Db {
     wal_counters: Arc<WalCounters>,
     replay_seconds: f64,
     metadata: Arc<MetadataStore>,
+    blocks: BlockSet,
+    opts: Options,
+    /// Serializes maintenance passes.
+    maintenance: Mutex<()>,
     // Held for the lifetime of the Db; the OS releases the lock when the file is closed.
     _lock: Option<File>,
 }
@@ -157,7 +227,16 @@ impl Db {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
         let lock = lock_dir(&dir)?;
+        let cache = FrameCache::new(opts.frame_cache_bytes);
+        let loaded = blocks::load(&dir, &cache, true)
+            .map_err(|source| OpenError::Blocks { path: dir.clone(), source })?;
         let head = Arc::new(Head::new(opts.head.clone(), false));
+        // What the blocks hold is not replayed into the head again.
+        if let Some(t) = loaded.blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_time(t);
+        }
+        let block_set = BlockSet::new(loaded.blocks, cache);
+        block_set.counters.quarantined.store(loaded.quarantined, Ordering::Relaxed);
         let counters = Arc::new(WalCounters::default());
         let wal_dir = dir.join("wal");
         let started = Instant::now();
@@ -189,6 +268,9 @@ impl Db {
             wal_counters: counters,
             replay_seconds,
             metadata: Default::default(),
+            blocks: block_set,
+            opts,
+            maintenance: Mutex::new(()),
             _lock: Some(lock),
         })
     }
@@ -203,7 +285,30 @@ impl Db {
         if !dir.is_dir() {
             return Err(OpenError::Missing { path: dir });
         }
+        // The writer may checkpoint the WAL or compact blocks while this reads: a file that
+        // vanished between listing and reading means "try again".
+        let mut attempt = 0;
+        loop {
+            match Self::read_only_view(&dir) {
+                Err(OpenError::ReadWal { source, .. } | OpenError::Blocks { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_only_view(dir: &Path) -> Result<Db, OpenError> {
+        let opts = Options::default();
+        let cache = FrameCache::new(opts.frame_cache_bytes);
+        let loaded = blocks::load(dir, &cache, false)
+            .map_err(|source| OpenError::Blocks { path: dir.to_path_buf(), source })?;
         let head = Arc::new(Head::new(HeadOptions::default(), true));
+        if let Some(t) = loaded.blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_time(t);
+        }
         let counters = Arc::new(WalCounters::default());
         let wal_dir = dir.join("wal");
         let started = Instant::now();
@@ -211,11 +316,14 @@ impl Db {
             .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
         let replay_seconds = started.elapsed().as_secs_f64();
         Ok(Db {
-            dir,
+            dir: dir.to_path_buf(),
             head,
             wal_counters: counters,
             replay_seconds,
             metadata: Default::default(),
+            blocks: BlockSet::new(loaded.blocks, cache),
+            opts,
+            maintenance: Mutex::new(()),
             _lock: None,
         })
     }
@@ -260,7 +368,32 @@ impl Db {
                 poisoned: self.head.wal().is_some_and(Wal::is_poisoned),
                 replay_seconds: self.replay_seconds,
             },
+            blocks: self.blocks_stats(),
         }
+    }
+
+    fn blocks_stats(&self) -> BlocksStats {
+        let list = self.blocks.snapshot();
+        let c = &self.blocks.counters;
+        BlocksStats {
+            loaded: list.len() as u64,
+            bytes: list.iter().map(|b| b.size()).sum(),
+            samples: list.iter().map(|b| b.meta().stats.num_samples).sum(),
+            min_time: list.iter().map(|b| b.meta().min_time).min(),
+            persisted: c.persisted.load(Ordering::Relaxed),
+            persist_failed: c.persist_failed.load(Ordering::Relaxed),
+            compactions: c.compactions.load(Ordering::Relaxed),
+            compactions_failed: c.compactions_failed.load(Ordering::Relaxed),
+            samples_compacted: c.samples_compacted.load(Ordering::Relaxed),
+            quarantined: c.quarantined.load(Ordering::Relaxed),
+            retention_deleted: c.retention_deleted.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The blocks loaded now, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<crate::block::Block>> {
+        self.blocks.snapshot().to_vec()
     }
 }
 
@@ -272,7 +405,7 @@ impl Appendable for Db {
 
 impl Queryable for Db {
     fn querier(&self) -> Result<Box<dyn Querier>, QueryError> {
-        Ok(Box::new(HeadQuerier::new(Arc::clone(&self.head))))
+        Ok(Box::new(self.db_querier()))
     }
 }
 

@@ -66,7 +66,10 @@ mod validate;
 pub mod wal;
 
 pub use appender::{AppendError, Appendable, Appender, CommitError, CommitSummary};
-pub use db::{Db, OpenError, Options, TsdbStats, WalStats};
+pub use db::{
+    BlocksStats, DEFAULT_RETENTION_MS, Db, MaintainError, MaintainSummary, MaintenanceHandle, OpenError,
+    Options, QUARANTINE_DIR, TsdbStats, WalStats,
+};
 pub use head::{HeadOptions, HeadStats, LabelLimits, RejectedStats};
 pub use mem::MemHead;
 pub use querier::{Querier, QueryError, Queryable, SampleIter, Series, SeriesSet, SliceIter};

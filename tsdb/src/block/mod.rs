@@ -18,6 +18,7 @@ mod writer;
 pub use chunks::FrameCache;
 pub use merge::MergeQuerier;
 pub use meta::BlockMeta;
+pub(crate) use querier::DisplayChain;
 pub use querier::{BlocksQuerier, VecIter};
 pub use reader::{Block, BlockError};
 pub use writer::{BlockSpec, BlockWriteError, TMP_CREATION, TMP_DELETION, WriteOptions, write_block};

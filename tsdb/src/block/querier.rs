@@ -15,7 +15,7 @@ fn query_err(e: BlockError) -> QueryError {
 }
 
 /// Formats an error with its sources, `a: b: c`.
-struct DisplayChain<'a>(&'a dyn std::error::Error);
+pub(crate) struct DisplayChain<'a>(pub(crate) &'a dyn std::error::Error);
 
 impl std::fmt::Display for DisplayChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

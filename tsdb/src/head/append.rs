@@ -154,7 +154,7 @@ impl<'a> HeadAppender<'a> {
         Ok(())
     }
 
-    fn commit_inner(self) -> Result<CommitSummary, CommitError> {
+    fn commit_inner(mut self) -> Result<CommitSummary, CommitError> {
         let head = self.head;
         let c = &head.counters;
         if self.pending.is_empty() {
@@ -166,6 +166,22 @@ impl<'a> HeadAppender<'a> {
         }
         let mut state = head.commit.lock();
         let seq = state.seq + 1;
+        // Head truncation (which holds the commit lock too) may have removed a series since
+        // `append` found it, or raised the floor: append to a fresh series, drop what is too old.
+        let floor = head.min_valid_time.load(Ordering::Acquire);
+        let before = self.pending.len();
+        self.pending.retain(|p| p.t >= floor);
+        c.out_of_bounds.fetch_add((before - self.pending.len()) as u64, Ordering::Relaxed);
+        for p in &mut self.pending {
+            if p.series.inner.lock().removed {
+                let labels = head.labels_of(&p.series, &head.symbols.read());
+                let (fresh, created) = head.get_or_create(&labels);
+                if created {
+                    self.new_series += 1;
+                }
+                p.series = fresh;
+            }
+        }
         // Another appender may have committed newer samples since `append` checked.
         let mut accepted: Vec<&Pending> = Vec::with_capacity(self.pending.len());
         let mut to_log: Vec<&Arc<MemSeries>> = Vec::new();

@@ -13,6 +13,9 @@ use crate::model::{MatchOp, Matcher};
 /// are stored inline.
 pub(crate) type Postings = SmallVec<[u64; 1]>;
 
+/// A series ref and the label pairs it was indexed with.
+pub(crate) type Indexed = (u64, Vec<(Arc<str>, Arc<str>)>);
+
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     names: HashMap<Arc<str>, BTreeMap<Arc<str>, Postings>, Xxh3Builder>,
@@ -55,6 +58,33 @@ impl Index {
             }
             _ => self.all.push(r),
         }
+    }
+
+    /// Removes these series (ref and the labels they were indexed with), in one pass over each
+    /// touched postings list; empty postings, values and names go too.
+    pub(crate) fn remove(&mut self, series: &[Indexed]) {
+        let mut by_pair: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
+        for (r, labels) in series {
+            for (n, v) in labels {
+                by_pair.entry((n.as_ref(), v.as_ref())).or_default().push(*r);
+            }
+        }
+        for ((n, v), mut refs) in by_pair {
+            refs.sort_unstable();
+            let Some(values) = self.names.get_mut(n) else { continue };
+            if let Some(p) = values.get_mut(v) {
+                p.retain(|x| refs.binary_search(x).is_err());
+                if p.is_empty() {
+                    values.remove(v);
+                }
+            }
+            if values.is_empty() {
+                self.names.remove(n);
+            }
+        }
+        let mut refs: Vec<u64> = series.iter().map(|(r, _)| *r).collect();
+        refs.sort_unstable();
+        self.all.retain(|x| refs.binary_search(x).is_err());
     }
 
     /// Number of series indexed.

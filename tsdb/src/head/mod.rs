@@ -15,6 +15,7 @@ mod index;
 mod query;
 mod series;
 mod symbols;
+mod truncate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -29,6 +30,7 @@ pub(crate) use append::LabelSource;
 pub use query::{ChunkSampleIter, HeadQuerier};
 use series::{MemSeries, SeriesInner};
 use symbols::Symbols;
+pub use truncate::Truncated;
 
 use crate::model::{Label, Labels};
 use crate::wal::{Record, Wal};

@@ -40,6 +40,9 @@ pub(crate) struct SeriesInner {
     iso_older: Option<Box<Vec<(u64, u64)>>>,
     /// Whether a series record for this series is in the WAL.
     pub(crate) logged: bool,
+    /// Set when head truncation removed the series from the head's maps: a commit that still
+    /// holds it appends to a fresh series with the same labels instead.
+    pub(crate) removed: bool,
 }
 
 /// How an append to a series' chunks changed its memory.
@@ -59,6 +62,7 @@ impl SeriesInner {
             iso_count: 0,
             iso_older: None,
             logged,
+            removed: false,
         }
     }
 
@@ -134,6 +138,37 @@ impl SeriesInner {
             return *count;
         }
         if self.iso_seq > watermark { self.iso_count } else { self.total }
+    }
+
+    /// Drops the chunks whose samples are all older than `t` (they are in a block now) and
+    /// shifts the isolation counts by the samples dropped. Returns the samples and chunk bytes
+    /// dropped, and whether the series is now empty.
+    pub(crate) fn drop_before(&mut self, t: i64) -> (u64, usize, bool) {
+        let keep_from = self.closed.iter().position(|c| c.max_t >= t).unwrap_or(self.closed.len());
+        let mut samples = 0u64;
+        let mut bytes = 0usize;
+        for c in self.closed.drain(..keep_from) {
+            samples += Self::closed_len(&c);
+            bytes += c.data.len() + 32;
+        }
+        let mut empty = self.closed.is_empty();
+        if empty && !self.head.is_empty() {
+            if self.head.last_t() < t {
+                samples += self.head.len() as u64;
+                bytes += self.head.heap_bytes();
+                self.head = XorChunk::new();
+            } else {
+                empty = false;
+            }
+        }
+        self.total = self.total.saturating_sub(samples);
+        self.iso_count = self.iso_count.saturating_sub(samples);
+        if let Some(older) = &mut self.iso_older {
+            for (_, count) in older.iter_mut() {
+                *count = count.saturating_sub(samples);
+            }
+        }
+        (samples, bytes, empty)
     }
 
     /// Samples in a closed chunk.

@@ -2,6 +2,7 @@
 //! [`record`] encodes what a commit holds (series, samples), and [`replay`] reads everything back
 //! on open, truncating a torn tail. Format and durability rules: `docs/format/wal.md`.
 
+pub mod checkpoint;
 pub mod record;
 pub mod segment;
 
