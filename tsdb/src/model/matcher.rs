@@ -76,7 +76,8 @@ fn literal(fragment: &str) -> Option<String> {
     while let Some(c) = chars.next() {
         if c == '\\' {
             let e = chars.next()?;
-            if !e.is_ascii_punctuation() {
+            // `\<` and `\>` are word boundaries in the regex crate, not literals.
+            if !e.is_ascii_punctuation() || e == '<' || e == '>' {
                 return None;
             }
             out.push(e);
@@ -194,30 +195,98 @@ impl fmt::Display for Matcher {
 mod tests {
     use super::*;
 
+    /// `(op, pattern, value, matches)`: Prometheus semantics, one row each.
+    const TABLE: &[(MatchOp, &str, &str, bool)] = &[
+        // Regexes are anchored at both ends, as a whole (the alternation too).
+        (MatchOp::Regex, "fo+", "foo", true),
+        (MatchOp::Regex, "fo+", "xfoo", false),
+        (MatchOp::Regex, "fo+", "foox", false),
+        (MatchOp::Regex, "foo|bar", "foo", true),
+        (MatchOp::Regex, "foo|bar", "foobar", false),
+        (MatchOp::Regex, "foo|bar", "xbar", false),
+        (MatchOp::Regex, "^foo$", "foo", true),
+        // `.` matches a newline (Prometheus 3), in the prefix fast path too.
+        (MatchOp::Regex, "a.b", "a\nb", true),
+        (MatchOp::Regex, "foo.*", "foo\nbar", true),
+        (MatchOp::Regex, ".*", "line1\nline2", true),
+        (MatchOp::Regex, ".+", "\n", true),
+        (MatchOp::NotRegex, "a.*", "a\n", false),
+        // A missing label is the empty string.
+        (MatchOp::Regex, ".*", "", true),
+        (MatchOp::Regex, ".+", "", false),
+        (MatchOp::Regex, "", "", true),
+        (MatchOp::Regex, "", "a", false),
+        (MatchOp::Regex, "a|", "", true),
+        (MatchOp::NotRegex, ".+", "", true),
+        (MatchOp::NotRegex, "x|y", "", true),
+        (MatchOp::NotRegex, "x|y", "x", false),
+        (MatchOp::Equal, "", "", true),
+        (MatchOp::NotEqual, "", "", false),
+        (MatchOp::NotEqual, "", "a", true),
+        // Escaped punctuation is literal; an unescaped dot is not.
+        (MatchOp::Regex, r"foo\.bar", "foo.bar", true),
+        (MatchOp::Regex, r"foo\.bar", "fooxbar", false),
+        (MatchOp::Regex, "foo.bar", "fooxbar", true),
+        (MatchOp::Regex, r"kube\-.*", "kube-proxy", true),
+        (MatchOp::Regex, r"a\|b", "a|b", true),
+        (MatchOp::Regex, r"a\|b", "a", false),
+        // Word boundaries (regex crate syntax) are not literals.
+        (MatchOp::Regex, r"\<foo", "foo", true),
+        (MatchOp::Regex, r"\<foo", "<foo", false),
+        (MatchOp::Regex, r"foo\>.*", "foo bar", true),
+        // Flags, classes, UTF-8.
+        (MatchOp::Regex, "(?i)foo", "FOO", true),
+        (MatchOp::Regex, "[a-c]+", "abca", true),
+        (MatchOp::Regex, "[a-c]+", "abcd", false),
+        (MatchOp::Regex, "ä.", "äö", true),
+        (MatchOp::Equal, "a.b", "a.b", true),
+        (MatchOp::Equal, "a.b", "axb", false),
+    ];
+
     #[test]
-    fn regex_is_fully_anchored_and_dot_matches_newline() -> Result<(), MatcherError> {
-        let m = Matcher::new(MatchOp::Regex, "a", "fo+")?;
-        assert!(m.matches("foo"));
-        assert!(!m.matches("xfoo"));
-        assert!(!m.matches("foox"));
-        let m = Matcher::new(MatchOp::Regex, "a", "a.b")?;
-        assert!(m.matches("a\nb"));
-        let m = Matcher::new(MatchOp::NotRegex, "a", "x|y")?;
-        assert!(m.matches(""));
-        assert!(!m.matches("x"));
+    fn matcher_semantics_table() -> Result<(), MatcherError> {
+        for &(op, pattern, value, want) in TABLE {
+            let m = Matcher::new(op, "l", pattern)?;
+            assert_eq!(m.matches(value), want, "{{{m}}} on {value:?}");
+        }
         Ok(())
     }
 
+    /// Pieces random patterns are made of: literals, escapes, metacharacters, flags, classes.
+    const PATTERN_PIECES: &[&str] = &[
+        "a", "b", "x", "ä", "\n", "<", "-", " ", r"\.", r"\-", r"\<", r"\>", r"\\", r"\|", r"\*", ".", "*",
+        "+", "|", ".*", ".+", "(?i)", "[ab]", "^", "$", "(", ")",
+    ];
+    const VALUE_PIECES: &[&str] = &["a", "b", "A", ".", "x", "ä", "\n", "<", "-", "\\", " ", "|", "*"];
+
+    fn concat_of(
+        pieces: &'static [&'static str],
+        max: usize,
+    ) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::collection::vec(proptest::sample::select(pieces), 0..max).prop_map(|v| v.concat())
+    }
+
     proptest::proptest! {
-        /// The fast paths must agree with the regex engine on every input.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+        ))]
+        /// The fast paths must agree with the regex engine on every input, for both regex operators.
         #[test]
         fn fast_paths_agree_with_the_regex(
-            pattern in "(a|b|\\\\.|\\.|\\*|x|\\||\\.\\*|ä){0,6}",
-            value in "(a|b|\\.|x|ä|\n){0,5}",
+            pattern in concat_of(PATTERN_PIECES, 7),
+            values in proptest::collection::vec(concat_of(VALUE_PIECES, 6), 8),
         ) {
             if let Ok(m) = Matcher::new(MatchOp::Regex, "l", pattern.as_str()) {
+                let not = Matcher::new(MatchOp::NotRegex, "l", pattern.as_str()).unwrap();
                 let re = Regex::new(&format!("^(?s:{pattern})$")).unwrap();
-                proptest::prop_assert_eq!(m.matches(&value), re.is_match(&value), "pattern {:?}", pattern);
+                for value in values.iter().chain(m.literal_values().unwrap_or_default()) {
+                    proptest::prop_assert_eq!(m.matches(value), re.is_match(value), "{} on {:?}", m, value);
+                    proptest::prop_assert_eq!(not.matches(value), !re.is_match(value), "{} on {:?}", not, value);
+                }
+                if let Some(p) = m.literal_prefix() {
+                    proptest::prop_assert!(re.is_match(p), "{} rejects its own prefix {:?}", m, p);
+                }
             }
         }
     }
