@@ -26,7 +26,8 @@ pub struct ReplaySummary {
 
 /// Replays the checkpoint and segments of `dir`, calling `apply` with the records of each good
 /// frame in order. Damage in the last segment is truncated away unless `read_only`; damage in an
-/// earlier segment skips the rest of that segment. Only failing to list or read a file is an
+/// earlier segment skips the rest of that segment; a gap in the segment numbering (a segment that
+/// went missing) is counted and logged as damage too. Only failing to list or read a file is an
 /// error.
 pub fn replay(
     dir: &Path,
@@ -49,7 +50,22 @@ pub fn replay(
         listing.segments.into_iter().filter(|(i, _)| after.is_none_or(|a| *i > a)).collect();
     let last = segments.last().map(|(i, _)| *i);
     files.extend(segments.into_iter().map(|(i, p)| (i, p, false)));
+    // The segment expected next: a gap in the numbering is a segment that went missing.
+    let mut expected = after.map(|a| a + 1);
     for (index, path, in_checkpoint) in files {
+        if !in_checkpoint {
+            if let Some(e) = expected
+                && index > e
+            {
+                summary.corruptions += 1;
+                counters.corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    missing_from = %segment::segment_name(e), missing_to = %segment::segment_name(index - 1),
+                    "WAL segments are missing; their samples, and later samples of series they created, are lost"
+                );
+            }
+            expected = Some(index + 1);
+        }
         let bytes = std::fs::read(&path)?;
         if !in_checkpoint {
             counters.segments.fetch_add(1, Ordering::Relaxed);

@@ -34,6 +34,12 @@ fn newest_segment(dir: &Path) -> PathBuf {
     segments(dir).into_iter().rev().find(|p| fs::metadata(p).unwrap().len() > 8).unwrap()
 }
 
+/// The path of the segment after the newest one.
+fn next_segment(dir: &Path) -> PathBuf {
+    let last = segments(dir).last().and_then(|p| p.file_name()?.to_str()?.parse::<u64>().ok()).unwrap();
+    dir.join("wal").join(format!("{:08}", last + 1))
+}
+
 /// Start offsets of the frames of a segment.
 fn frame_offsets(seg: &Path) -> Vec<usize> {
     let bytes = fs::read(seg).unwrap();
@@ -140,7 +146,7 @@ fn damaged_wals_open_and_keep_every_good_frame() {
                 session(d, 0, 10);
                 let garbage: Vec<u8> =
                     (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1).collect();
-                fs::write(d.join("wal").join("00000099"), garbage).unwrap();
+                fs::write(next_segment(d), garbage).unwrap();
             },
             survivors: 10,
             repaired_for_good: true,
@@ -170,10 +176,40 @@ fn damaged_wals_open_and_keep_every_good_frame() {
             repaired_for_good: false,
         },
         Case {
+            name: "a missing segment between good ones costs only its own samples",
+            damage: |d| {
+                session(d, 0, 10);
+                let middle = session(d, 10, 10);
+                session(d, 20, 10);
+                fs::remove_file(middle).unwrap();
+            },
+            survivors: 20,
+            repaired_for_good: false,
+        },
+        Case {
+            name: "a missing first segment also costs the later samples of the series it created",
+            damage: |d| {
+                let first = session(d, 0, 10);
+                // Series 0..10 again (their series records are in the first segment only), then
+                // ten new series.
+                let db = Db::open(d, opts()).unwrap();
+                let mut app = db.appender();
+                for i in 0..20 {
+                    app.append(&series(i), 3000 + i as i64, i as f64).unwrap();
+                }
+                app.commit().unwrap();
+                drop(db);
+                session(d, 20, 10);
+                fs::remove_file(first).unwrap();
+            },
+            survivors: 20,
+            repaired_for_good: false,
+        },
+        Case {
             name: "a segment torn inside its header is empty",
             damage: |d| {
                 session(d, 0, 10);
-                fs::write(d.join("wal").join("00000050"), b"KWA").unwrap();
+                fs::write(next_segment(d), b"KWA").unwrap();
             },
             survivors: 10,
             repaired_for_good: true,
@@ -184,7 +220,8 @@ fn damaged_wals_open_and_keep_every_good_frame() {
         (case.damage)(dir.path());
         let db = Db::open(dir.path(), opts()).unwrap_or_else(|e| panic!("{}: open failed: {e}", case.name));
         assert_eq!(total_samples(&db), case.survivors, "{}", case.name);
-        let damaged = db.stats().wal.corruptions;
+        let stats = db.stats();
+        let damaged = stats.wal.corruptions + stats.head.samples_replay_dropped;
         assert!(
             damaged >= 1 || case.name.contains("zero-filled") || case.name.contains("header"),
             "{}: no corruption counted",
