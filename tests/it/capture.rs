@@ -111,14 +111,14 @@ fn capture_hybrid_fixture() {
     let bridge = ctr.run_pod(
         "web-7d4b9",
         "default",
-        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
         false,
         &[Spec { name: "nginx", script: "while :; do :; done", cpu_quota: 10_000 }],
     );
     let _host = ctr.run_pod(
         "hostnet-pod",
         "kube-system",
-        "11111111-2222-3333-4444-555555555555",
+        Some("11111111-2222-3333-4444-555555555555"),
         true,
         &[Spec { name: "agent", script: "while :; do sleep 1; done", cpu_quota: 10_000 }],
     );

@@ -165,6 +165,8 @@ pub struct Containerd {
     client: Client,
     ip_forward: String,
     run_containerd_existed: bool,
+    /// UIDs of the pods made, whose cgroups are removed on drop.
+    pods: std::sync::Mutex<Vec<String>>,
 }
 
 pub const IMAGE: &str = "localhost/kahu-busybox:test";
@@ -232,9 +234,10 @@ impl Containerd {
             format!(
                 r#"{{"cniVersion":"1.0.0","name":"kahu-test","plugins":[
  {{"type":"bridge","bridge":"kahu-br{id}","isGateway":true,"ipMasq":false,
-  "ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.213.9.0/24"}}]],"dataDir":"{b}/cni/ipam"}}}},
+  "ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.213.{net}.0/24"}}]],"dataDir":"{b}/cni/ipam"}}}},
  {{"type":"loopback"}}]}}"#,
-                id = std::process::id() % 10000
+                id = std::process::id() % 10000,
+                net = std::process::id() % 250
             ),
         )
         .unwrap();
@@ -285,7 +288,15 @@ state = "{b}/state"
             .spawn()
             .expect("start containerd");
         let client = Client::new(&socket, Duration::from_secs(60)).unwrap();
-        let mut ctr = Containerd { base, socket, child, client, ip_forward, run_containerd_existed };
+        let mut ctr = Containerd {
+            base,
+            socket,
+            child,
+            client,
+            ip_forward,
+            run_containerd_existed,
+            pods: std::sync::Mutex::new(Vec::new()),
+        };
         let mut up = false;
         for _ in 0..200 {
             if ctr.ctr(&["version"]).status().is_ok_and(|s| s.success()) {
@@ -299,6 +310,7 @@ state = "{b}/state"
             "containerd did not answer in 20s; log: {}",
             std::fs::read_to_string(ctr.base.join("containerd.log")).unwrap_or_default()
         );
+        reserve_cpu_for_pods();
         let img = ctr.base.join("img");
         let mkimage = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/containers/mkimage.sh");
         run(Command::new("sh").arg(mkimage).arg(&img).stdout(Stdio::null()));
@@ -315,21 +327,48 @@ state = "{b}/state"
         c
     }
 
-    fn call<M: Message>(&self, method: &str, req: &M) -> bytes::Bytes {
+    fn try_call<M: Message>(&self, method: &str, req: &M) -> Result<bytes::Bytes, String> {
         self.client
             .unary(&format!("/runtime.v1.RuntimeService/{method}"), &req.encode_to_vec(), &[])
-            .unwrap_or_else(|e| panic!("CRI {method}: {e}"))
+            .map_err(|e| e.to_string())
     }
 
-    /// Runs a pod (cgroupfs driver, burstable QoS) with `containers`, as the kubelet would.
+    fn call<M: Message>(&self, method: &str, req: &M) -> bytes::Bytes {
+        self.try_call(method, req).unwrap_or_else(|e| panic!("CRI {method}: {e}\n{}", self.log_tail()))
+    }
+
+    /// The last lines of containerd's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.base.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        format!("containerd log (tail):\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
+    }
+
+    /// Runs a pod (cgroupfs driver, burstable QoS) with `containers`, as the kubelet would. Without
+    /// a `uid` it gets one unique to this process, so that runs of the test in other worktrees at
+    /// the same time (each with its own containerd, all under the one /kubepods) never share a pod
+    /// cgroup.
     pub fn run_pod(
         &self,
         name: &str,
         namespace: &str,
-        uid: &str,
+        uid: Option<&str>,
         host_network: bool,
         containers: &[Spec],
     ) -> Pod {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let unique = format!(
+            "{:08x}-{:04x}-4c3e-9a77-{:012x}",
+            std::process::id(),
+            self.pods.lock().unwrap().len(),
+            nanos & 0xffff_ffff_ffff
+        );
+        let uid = uid.map(str::to_string).unwrap_or(unique);
+        let uid = uid.as_str();
+        self.pods.lock().unwrap().push(uid.to_string());
         let labels = HashMap::from([
             ("io.kubernetes.pod.name".to_string(), name.to_string()),
             ("io.kubernetes.pod.namespace".to_string(), namespace.to_string()),
@@ -390,8 +429,21 @@ state = "{b}/state"
     }
 
     /// Stops and removes one container (as a pod deletion would).
+    /// A failed stop is retried: under load containerd sometimes loses the shim connection in
+    /// the middle of the kill ("ttrpc: closed") although the container does stop.
     pub fn remove_container(&self, id: &str) {
-        self.call("StopContainer", &StopRequest { id: id.into(), timeout: 1 });
+        let stop = StopRequest { id: id.into(), timeout: 1 };
+        let mut result = self.try_call("StopContainer", &stop);
+        for _ in 0..5 {
+            if result.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            result = self.try_call("StopContainer", &stop);
+        }
+        if let Err(e) = result {
+            panic!("CRI StopContainer {id}: {e}\n{}", self.log_tail());
+        }
         self.call("RemoveContainer", &IdResponse { id: id.into() });
     }
 
@@ -484,6 +536,12 @@ impl Drop for Containerd {
             .args(["link", "del", &format!("kahu-br{}", std::process::id() % 10000)])
             .status();
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", &self.ip_forward);
+        // Processes the shims left behind (a kill lost to "ttrpc: closed" under load) would keep
+        // their cgroups alive into the next run: kill them, then wait for the cgroups to empty.
+        let pods = self.pods.lock().map(|p| p.clone()).unwrap_or_default();
+        for uid in &pods {
+            kill_cgroup_tree(&format!("/kubepods/burstable/pod{uid}"));
+        }
         // runc leaves the (empty) parent cgroups; remove them depth-first.
         if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in hierarchies.flatten() {
@@ -504,6 +562,64 @@ impl Drop for Containerd {
             }
         }
         let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// Creates the `kubepods` cgroup before any pod, as the kubelet's QoS manager does, with the
+/// largest CPU weight, so that the pods' CFS quotas bound their CPU rather than the other
+/// processes of a busy CI machine (all of them in the root cgroup, each weighing as much as a
+/// default-weight cgroup). The pods use 0.4 CPU at most, so nothing else is starved.
+fn reserve_cpu_for_pods() {
+    let v1 = Path::new("/sys/fs/cgroup/cpu");
+    let (dir, file, weight) = if v1.join("cpu.shares").is_file() {
+        (v1.join("kubepods"), "cpu.shares", "262144")
+    } else {
+        let _ = std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
+        (PathBuf::from("/sys/fs/cgroup/kubepods"), "cpu.weight", "10000")
+    };
+    let _ = std::fs::create_dir(&dir);
+    if let Err(e) = std::fs::write(dir.join(file), weight) {
+        eprintln!("note: could not raise the CPU weight of {}: {e}", dir.display());
+    }
+}
+
+/// SIGKILLs every process in `rel` and its children in every hierarchy, waits up to 10 s for
+/// them to go, and removes the cgroups.
+fn kill_cgroup_tree(rel: &str) {
+    let dirs: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|hs| hs.flatten().map(|h| h.path().join(rel.trim_start_matches('/'))).collect())
+        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| d.is_dir()).collect();
+    let unified = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    if unified.is_dir() {
+        dirs.push(unified);
+    }
+    for _ in 0..40 {
+        let mut pids = Vec::new();
+        for d in &dirs {
+            collect_procs(d, &mut pids);
+        }
+        if pids.is_empty() {
+            break;
+        }
+        let _ = Command::new("kill").arg("-9").args(&pids).stderr(Stdio::null()).status();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for d in &dirs {
+        remove_empty_cgroups(d);
+    }
+}
+
+fn collect_procs(dir: &Path, out: &mut Vec<String>) {
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(procs.lines().map(str::to_string));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_procs(&e.path(), out);
+            }
+        }
     }
 }
 

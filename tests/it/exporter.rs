@@ -3,11 +3,12 @@
 //! Kubernetes dashboards and the kube-prometheus rules use; `kahu collect`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::containerd::{self, Containerd, Spec};
-use crate::harness::{TestServer, free_port, kahu_bin, promtool_check_metrics, require_program};
+use crate::harness::{TestServer, free_port, http, kahu_bin, promtool_check_metrics, require_program};
 
 fn enc(s: &str) -> String {
     let mut out = String::new();
@@ -21,13 +22,13 @@ fn enc(s: &str) -> String {
     out
 }
 
-/// Instant query; returns (labels, value) of each result sample.
-fn query(server: &TestServer, q: &str, time: Option<f64>) -> Vec<(HashMap<String, String>, f64)> {
+/// Instant query against any Prometheus-compatible API; returns (labels, value) of each sample.
+fn query_at(addr: SocketAddr, q: &str, time: Option<f64>) -> Vec<(HashMap<String, String>, f64)> {
     let mut path = format!("/api/v1/query?query={}", enc(q));
     if let Some(t) = time {
         path.push_str(&format!("&time={t:.3}"));
     }
-    let resp = server.get(&path);
+    let resp = http(addr, "GET", &path, &[], b"");
     assert_eq!(resp.status, 200, "{q}: {}", resp.text());
     let v = resp.json();
     v["data"]["result"]
@@ -46,6 +47,82 @@ fn query(server: &TestServer, q: &str, time: Option<f64>) -> Vec<(HashMap<String
         .collect()
 }
 
+/// Instant query against kahu.
+fn query(server: &TestServer, q: &str, time: Option<f64>) -> Vec<(HashMap<String, String>, f64)> {
+    query_at(server.addr, q, time)
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics with `what` (and the last
+/// observation) after `limit`. Conditions, not fixed sleeps: a loaded machine only makes it slower.
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > limit => panic!("{what}: not after {limit:?}; last: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// The Debian `prometheus` scraping kahu; killed on drop.
+struct Prometheus {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `scrape_configs` (YAML list items, indented by two) every `interval`.
+    fn start(dir: &std::path::Path, interval: &str, scrape_configs: &str) -> Prometheus {
+        let prometheus = require_program("prometheus", "prometheus");
+        let port = free_port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\nscrape_configs:\n{scrape_configs}"),
+        )
+        .unwrap();
+        let child = Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prom").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Prometheus { child, addr: format!("127.0.0.1:{port}").parse().unwrap() }
+    }
+
+    /// Waits until every target has been scraped with `up == 1`.
+    fn wait_up(&self, targets: usize) {
+        wait_for("Prometheus scraping every kahu endpoint", Duration::from_secs(40), || {
+            let ok = std::net::TcpStream::connect(self.addr).is_ok()
+                && http(self.addr, "GET", "/-/ready", &[], b"").status == 200;
+            let up = if ok { query_at(self.addr, "up == 1", None) } else { Vec::new() };
+            if up.len() == targets { Ok(()) } else { Err(format!("up == 1: {up:?}")) }
+        })
+    }
+
+    /// `lastError` of every active target (empty when the last scrape was clean).
+    fn target_errors(&self) -> Vec<String> {
+        let targets = http(self.addr, "GET", "/api/v1/targets", &[], b"").json();
+        targets["data"]["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["lastError"] != "")
+            .map(|t| t.to_string())
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn one(server: &TestServer, q: &str, time: Option<f64>) -> f64 {
     let r = query(server, q, time);
     assert_eq!(r.len(), 1, "{q} at {time:?}: {r:?}");
@@ -56,29 +133,18 @@ fn now_s() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
-/// Whether the query engine evaluates `rate` (the PromQL engine lands separately).
-fn engine_has_rate(server: &TestServer) -> bool {
-    server.get(&format!("/api/v1/query?query={}", enc("rate(kahu_collection_passes_total[1m])"))).status
-        == 200
-}
-
-/// Per-second increase of `selector` between two instants, by PromQL `rate` when the engine has
-/// it, else from the two raw samples.
-fn cpu_rate(server: &TestServer, selector: &str, from: f64, to: f64) -> f64 {
-    if engine_has_rate(server) {
-        let window = (to - from).floor() as u64;
-        one(server, &format!("rate({selector}[{window}s])"), Some(to))
-    } else {
-        eprintln!("note: query engine has no rate() yet; computing the rate from two instant queries");
-        (one(server, selector, Some(to)) - one(server, selector, Some(from))) / (to - from)
-    }
-}
-
 const BURN: &str = "while :; do :; done";
-// 2 MiB more in /dev/shm (tmpfs, charged to the cgroup) every 0.5 s up to 48 MiB, then idle.
-const FILL: &str = "i=0; while [ $i -lt 24 ]; do dd if=/dev/zero of=/dev/shm/f$i bs=1M count=2 2>/dev/null; i=$((i+1)); sleep 0.5; done; while :; do sleep 1; done";
+// 2 MiB more in /dev/shm (tmpfs, charged to the cgroup) every 0.5 s up to 160 MiB (limit 256 MiB),
+// then idle: it keeps growing for as long as the test watches, however slow the machine is.
+const FILL: &str = "i=0; while [ $i -lt 80 ]; do dd if=/dev/zero of=/dev/shm/f$i bs=1M count=2 2>/dev/null; i=$((i+1)); sleep 0.5; done; while :; do sleep 1; done";
 const IDLE: &str = "while :; do sleep 1; done";
+const MIB: f64 = 1024.0 * 1024.0;
 
+/// Real pods in a real containerd, read by `kahu serve` and scraped by a real Prometheus for the
+/// whole run: kahu's query API and Prometheus' own TSDB must both answer what the pods did (CPU held
+/// at its quota, a growing working set, traffic on the bridge pod only), with every series named
+/// from the runtime, and the kube-prometheus recording-rule and alert expressions must work on what
+/// Prometheus scraped from /metrics/cadvisor.
 #[test]
 fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     if let Some(reason) = containerd::unsupported() {
@@ -90,7 +156,7 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     let bridge = ctr.run_pod(
         "burner",
         "kahu-test",
-        "0b8e9a2c-5d1f-4c3e-9a77-1f2e3d4c5b6a",
+        None,
         false,
         &[
             Spec { name: "burn", script: BURN, cpu_quota: 20_000 },
@@ -100,16 +166,27 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     let hostnet = ctr.run_pod(
         "agent",
         "kube-system",
-        "11111111-2222-3333-4444-555555555555",
+        None,
         true,
         &[Spec { name: "agent", script: IDLE, cpu_quota: 10_000 }],
     );
 
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("unix://{}", ctr.socket.display());
-    let server =
-        TestServer::start(dir.path(), &["--collect.interval", "2s", "--runtime.endpoint", &endpoint]);
+    let server = TestServer::start(
+        &dir.path().join("kahu"),
+        &["--collect.interval", "2s", "--runtime.endpoint", &endpoint],
+    );
     server.wait_ready();
+    // Scraped as the kube-prometheus ServiceMonitors do (deploy/kubernetes/daemonset.yaml).
+    let prom = Prometheus::start(
+        dir.path(),
+        "2s",
+        &format!(
+            "  - job_name: kubelet\n    metrics_path: /metrics/cadvisor\n    honor_labels: true\n    static_configs: [{{targets: ['{a}'], labels: {{metrics_path: /metrics/cadvisor}}}}]\n  - job_name: node-exporter\n    static_configs: [{{targets: ['{a}']}}]\n",
+            a = server.addr
+        ),
+    );
 
     // Traffic into the bridge pod's eth0.
     let sandbox_cg = format!("/kubepods/burstable/pod{}/{}", bridge.uid, bridge.sandbox_id);
@@ -117,22 +194,30 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     let ip = ctr.pod_ip(sandbox_pid).expect("bridge pod has an eth0 address");
     Containerd::ping(&ip, 3);
 
-    std::thread::sleep(Duration::from_secs(5));
-    let t1 = now_s();
+    let burn_sel =
+        r#"container_cpu_usage_seconds_total{namespace="kahu-test",pod="burner",container="burn"}"#;
     let ws = r#"container_memory_working_set_bytes{namespace="kahu-test",pod="burner",container="fill"}"#;
+    wait_for("kahu names the pods' containers", Duration::from_secs(30), || {
+        let (b, w) = (query(&server, burn_sel, None), query(&server, ws, None));
+        if b.len() == 1 && w.len() == 1 { Ok(()) } else { Err(format!("{b:?} {w:?}")) }
+    });
+    prom.wait_up(2);
+    let t1 = now_s();
     let ws1 = one(&server, ws, Some(t1));
-    std::thread::sleep(Duration::from_secs(12));
-    Containerd::ping(&ip, 2);
-    std::thread::sleep(Duration::from_secs(3));
-    let t2 = now_s();
+    // At least 12 s of history (six passes) and at least 8 MiB more working set.
+    let t2 = wait_for("12 s of history and a growing working set", Duration::from_secs(45), || {
+        let t = now_s();
+        let w = one(&server, ws, Some(t));
+        if t - t1 >= 12.0 && w - ws1 > 8.0 * MIB {
+            Ok(t)
+        } else {
+            Err(format!("{:.1} s, working set {ws1} -> {w}", t - t1))
+        }
+    });
 
     // CPU: the burner is held at its quota (0.2 CPU), the filler far below its own.
-    let burn = cpu_rate(
-        &server,
-        r#"container_cpu_usage_seconds_total{namespace="kahu-test",pod="burner",container="burn"}"#,
-        t1,
-        t2,
-    );
+    let window = (t2 - t1).floor() as u64;
+    let burn = one(&server, &format!("rate({burn_sel}[{window}s])"), Some(t2));
     assert!((0.15..=0.23).contains(&burn), "burn container used {burn} CPU, quota 0.2");
     let throttled =
         one(&server, r#"container_cpu_cfs_throttled_periods_total{pod="burner",container="burn"}"#, Some(t2));
@@ -141,10 +226,6 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
         one(&server, r#"container_spec_cpu_quota{pod="burner",container="burn"}"#, Some(t2)),
         20_000.0
     );
-
-    // Memory: the filler's working set grew by most of what it wrote meanwhile.
-    let ws2 = one(&server, ws, Some(t2));
-    assert!(ws2 - ws1 > 8.0 * 1024.0 * 1024.0, "working set {ws1} -> {ws2}");
 
     // Network: on the bridge pod's sandbox row only; nothing for the host-network pod.
     let rx = query(
@@ -155,7 +236,7 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     assert_eq!(rx.len(), 1, "one interface (eth0, lo skipped) on one row (the sandbox): {rx:?}");
     assert_eq!(rx[0].0.get("interface").map(String::as_str), Some("eth0"));
     assert_eq!(rx[0].0.get("container"), None, "network series carry the sandbox's labels (container empty)");
-    assert!(rx[0].1 > 0.0);
+    assert!(rx[0].1 > 0.0, "{rx:?}");
     let host_rx = query(&server, r#"container_network_receive_bytes_total{pod="agent"}"#, Some(t2));
     assert!(
         host_rx.is_empty(),
@@ -206,6 +287,78 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     assert_eq!(agent.len(), 1, "{agent:?}");
     assert_eq!(one(&server, "kahu_runtime_up", Some(t2)), 1.0);
 
+    // Prometheus' own TSDB, over what it scraped: the kube-prometheus expressions.
+    let pq = |q: &str| query_at(prom.addr, q, Some(t2));
+    let by_pod = |rows: Vec<(HashMap<String, String>, f64)>| -> HashMap<(String, String, String), f64> {
+        rows.into_iter()
+            .map(|(l, v)| {
+                let get = |k: &str| l.get(k).cloned().unwrap_or_default();
+                ((get("namespace"), get("pod"), get("container")), v)
+            })
+            .collect()
+    };
+    // node_namespace_pod_container:container_cpu_usage_seconds_total:sum_rate (without the
+    // kube-state-metrics join, which needs kube_pod_info).
+    let cpu = by_pod(pq(&format!(
+        r#"sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{job="kubelet", metrics_path="/metrics/cadvisor", image!=""}}[{window}s]))"#
+    )));
+    let key = |ns: &str, pod: &str, c: &str| (ns.to_string(), pod.to_string(), c.to_string());
+    let prom_burn = cpu.get(&key("kahu-test", "burner", "burn")).copied();
+    assert!(
+        prom_burn.is_some_and(|r| (0.15..=0.23).contains(&r) && (r - burn).abs() < 0.03),
+        "Prometheus: burner/burn at {prom_burn:?} CPU, kahu {burn}: {cpu:?}"
+    );
+    for k in [key("kahu-test", "burner", "fill"), key("kube-system", "agent", "agent")] {
+        assert!(cpu.get(&k).is_some_and(|r| *r < 0.1), "{k:?} in {cpu:?}");
+    }
+    // Pod CPU (the dashboards' "CPU usage by pod"): the pod cgroup row of cAdvisor's layout.
+    let pod_cpu = by_pod(pq(&format!(
+        r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{job="kubelet", metrics_path="/metrics/cadvisor", container="", image="", pod!=""}}[{window}s]))"#
+    )));
+    let burner_total = pod_cpu.get(&key("kahu-test", "burner", "")).copied();
+    assert!(
+        burner_total.is_some_and(|r| r >= prom_burn.unwrap_or(0.0) - 0.02 && r <= 0.33),
+        "pod burner at {burner_total:?} CPU (burn {prom_burn:?}, quotas 0.2 + 0.1): {pod_cpu:?}"
+    );
+    // node_namespace_pod_container:container_memory_working_set_bytes
+    let mem = by_pod(pq(
+        r#"max_over_time(container_memory_working_set_bytes{job="kubelet", metrics_path="/metrics/cadvisor", image!=""}[1m])"#,
+    ));
+    let fill = mem.get(&key("kahu-test", "burner", "fill")).copied();
+    assert!(fill.is_some_and(|w| w > ws1), "Prometheus saw the working set grow past {ws1}: {fill:?}");
+    // CPUThrottlingHigh
+    let throttling = by_pod(pq(&format!(
+        r#"sum(increase(container_cpu_cfs_throttled_periods_total{{container!="", job="kubelet", metrics_path="/metrics/cadvisor"}}[{window}s])) by (container, pod, namespace) / sum(increase(container_cpu_cfs_periods_total{{job="kubelet", metrics_path="/metrics/cadvisor"}}[{window}s])) by (container, pod, namespace) > (25 / 100)"#
+    )));
+    assert!(
+        throttling.contains_key(&key("kahu-test", "burner", "burn")),
+        "CPUThrottlingHigh: {throttling:?}"
+    );
+    assert!(!throttling.contains_key(&key("kube-system", "agent", "agent")), "{throttling:?}");
+    // Network by pod: the bridge pod, never the host-network one.
+    let net = by_pod(pq(
+        r#"sum by (namespace, pod) (container_network_receive_bytes_total{job="kubelet", metrics_path="/metrics/cadvisor", pod!=""})"#,
+    ));
+    assert_eq!(
+        net.keys().collect::<Vec<_>>(),
+        vec![&key("kahu-test", "burner", "")],
+        "network by pod: {net:?}"
+    );
+    // node-mixin: instance:node_cpu_utilisation:rate, instance:node_memory_utilisation:ratio
+    let util = pq(&format!(
+        r#"1 - avg without (cpu) (sum without (mode) (rate(node_cpu_seconds_total{{job="node-exporter", mode=~"idle|iowait|steal"}}[{window}s])))"#
+    ));
+    assert!(util.len() == 1 && (0.0..=1.0).contains(&util[0].1), "node CPU utilisation: {util:?}");
+    let memu = pq(
+        r#"1 - (node_memory_MemAvailable_bytes{job="node-exporter"} / node_memory_MemTotal_bytes{job="node-exporter"})"#,
+    );
+    assert!(memu.len() == 1 && memu[0].1 > 0.0 && memu[0].1 < 1.0, "node memory utilisation: {memu:?}");
+    let up = pq("up");
+    assert!(up.len() == 2 && up.iter().all(|(_, v)| *v == 1.0), "{up:?}");
+    let errors = prom.target_errors();
+    assert!(errors.is_empty(), "scrape errors: {errors:#?}");
+    drop(prom);
+
     // /metrics/resource: what metrics-server reads, for app containers only.
     let resource = server.get("/metrics/resource").text();
     assert!(
@@ -229,9 +382,10 @@ fn real_containerd_pods_are_measured_and_named_from_the_runtime() {
     // A container that goes away gets a stale marker: its series vanish at once, not after 5m.
     let (_, fill_id) = bridge.containers.iter().find(|(n, _)| n == "fill").unwrap().clone();
     ctr.remove_container(&fill_id);
-    std::thread::sleep(Duration::from_secs(5));
-    let gone = query(&server, ws, None);
-    assert!(gone.is_empty(), "removed container still has a current value: {gone:?}");
+    wait_for("the removed container's series go stale", Duration::from_secs(30), || {
+        let now = query(&server, ws, None);
+        if now.is_empty() { Ok(()) } else { Err(format!("still current: {now:?}")) }
+    });
     let before = query(&server, ws, Some(t2));
     assert_eq!(before.len(), 1, "its history stays");
     drop(hostnet);
@@ -287,59 +441,42 @@ fn metrics_negotiate_openmetrics_and_gzip() {
     );
 }
 
-/// A real Prometheus scrapes /metrics and /metrics/cadvisor for 30 s: `up` stays 1 and the scrape
-/// reports no sample errors.
+/// A real Prometheus scrapes /metrics, /metrics/cadvisor and /metrics/resource for 30 s: `up`
+/// stays 1 on every scrape and no scrape reports an error.
 #[test]
 fn real_prometheus_scrapes_kahu() {
-    let prometheus = require_program("prometheus", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let server =
         TestServer::start(&dir.path().join("kahu"), &["--runtime.endpoint", "", "--collect.interval", "5s"]);
     server.wait_ready();
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: kahu\n    static_configs: [{{targets: ['{a}']}}]\n  - job_name: cadvisor\n    metrics_path: /metrics/cadvisor\n    static_configs: [{{targets: ['{a}']}}]\n  - job_name: resource\n    metrics_path: /metrics/resource\n    static_configs: [{{targets: ['{a}']}}]\n",
+    let prom = Prometheus::start(
+        dir.path(),
+        "2s",
+        &format!(
+            "  - job_name: kahu\n    static_configs: [{{targets: ['{a}']}}]\n  - job_name: cadvisor\n    metrics_path: /metrics/cadvisor\n    static_configs: [{{targets: ['{a}']}}]\n  - job_name: resource\n    metrics_path: /metrics/resource\n    static_configs: [{{targets: ['{a}']}}]\n",
             a = server.addr
         ),
-    )
-    .unwrap();
-    let mut prom = Command::new(prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = Instant::now();
+    );
+    prom.wait_up(3);
+    let first = now_s();
     std::thread::sleep(Duration::from_secs(30));
-    let q = |expr: &str| {
-        let r = crate::harness::http(addr, "GET", &format!("/api/v1/query?query={}", enc(expr)), &[], b"");
-        r.json()["data"]["result"].clone()
-    };
-    let up = q("up");
-    let samples = q("scrape_samples_scraped");
-    let targets = crate::harness::http(addr, "GET", "/api/v1/targets", &[], b"").json();
-    let _ = prom.kill();
-    let _ = prom.wait();
-    assert!(start.elapsed() >= Duration::from_secs(30));
-    let up = up.as_array().unwrap();
-    assert_eq!(up.len(), 3, "{up:?}");
-    for u in up {
-        assert_eq!(u["value"][1], "1", "{u} targets: {targets}");
+    let t = now_s();
+    let window = (t - first).floor() as u64;
+    let scrapes = query_at(prom.addr, &format!("count_over_time(up[{window}s])"), Some(t));
+    let worst = query_at(prom.addr, &format!("min_over_time(up[{window}s])"), Some(t));
+    let samples = query_at(prom.addr, &format!("min_over_time(scrape_samples_scraped[{window}s])"), Some(t));
+    let errors = prom.target_errors();
+    assert_eq!(scrapes.len(), 3, "{scrapes:?}");
+    for (labels, n) in &scrapes {
+        assert!(*n >= 10.0, "30 s at 2 s: {labels:?} scraped {n} times");
     }
-    for s in samples.as_array().unwrap() {
+    assert!(worst.len() == 3 && worst.iter().all(|(_, v)| *v == 1.0), "up: {worst:?}");
+    for (labels, n) in &samples {
         // /metrics/resource has only the node rows and resource_scrape_error on a node without pods.
-        let min = if s["metric"]["job"] == "resource" { 3.0 } else { 50.0 };
-        assert!(s["value"][1].as_str().unwrap().parse::<f64>().unwrap() >= min, "{s}");
+        let min = if labels["job"] == "resource" { 3.0 } else { 50.0 };
+        assert!(*n >= min, "{labels:?}: {n} samples");
     }
-    for t in targets["data"]["activeTargets"].as_array().unwrap() {
-        assert_eq!(t["lastError"], "", "{t}");
-    }
+    assert!(errors.is_empty(), "scrape errors: {errors:#?}");
 }
 
 /// The cAdvisor and node_exporter series the common Kubernetes dashboards (kubernetes-mixin,
