@@ -9,6 +9,7 @@ mod containerd;
 mod exporter;
 mod grafana;
 mod harness;
+mod promql_vs_prometheus;
 mod promqltest;
 mod query_cli;
 mod remote_write;

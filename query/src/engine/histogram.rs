@@ -36,8 +36,11 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) 
         return (f64::NAN, false);
     }
     let mut rank = q * observations;
-    // sort.Search over all but the +Inf bucket: first bucket with count >= rank.
-    let b = buckets.get(..n - 1).map_or(0, |bs| bs.partition_point(|x| x.count < rank));
+    // sort.Search over all but the +Inf bucket: first bucket with count >= rank. Written as
+    // `!(count >= rank)`, not `count < rank`: with NaN counts no bucket qualifies and the answer
+    // is the +Inf bucket's lower bound, as in Prometheus.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    let b = buckets.get(..n - 1).map_or(0, |bs| bs.partition_point(|x| !(x.count >= rank)));
     if b == n - 1 {
         return (upper(n - 2), forced);
     }
@@ -140,6 +143,12 @@ mod tests {
         let mut bs = b(&[(0.1, 10.0), (0.2, 20.0), (f64::INFINITY, 20.0)]);
         let (q, forced) = bucket_quantile(0.75, &mut bs);
         assert!((q - 0.15).abs() < 1e-12 && !forced);
+    }
+
+    #[test]
+    fn nan_counts_give_the_highest_finite_bound_as_in_prometheus() {
+        let mut bs = b(&[(0.1, f64::NAN), (5.0, f64::NAN), (f64::INFINITY, f64::NAN)]);
+        assert_eq!(bucket_quantile(0.3, &mut bs).0, 5.0);
     }
 
     #[test]
