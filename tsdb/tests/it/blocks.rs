@@ -283,3 +283,53 @@ fn leftover_temporary_directories_are_removed_at_open() {
         .collect();
     assert!(left.iter().all(|n| !n.contains("-tmp-for-")), "{left:?}");
 }
+
+/// The child of [`a_crash_during_compaction_loses_and_doubles_nothing`]: runs only when started
+/// with `KAHU_COMPACTION_CRASH_DIR`; `KAHU_TEST_CRASH_IN_COMPACTION` makes it abort mid-way.
+#[test]
+#[ignore = "helper process of blocks::a_crash_during_compaction_loses_and_doubles_nothing, which runs it"]
+fn compaction_crash_child() {
+    let Ok(dir) = std::env::var("KAHU_COMPACTION_CRASH_DIR") else { return };
+    let db = Db::open(Path::new(&dir), block_opts(true)).unwrap();
+    db.maintain().unwrap();
+}
+
+#[test]
+fn a_crash_during_compaction_loses_and_doubles_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    for point in ["during-write", "after-write"] {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = {
+            let db = Db::open(dir.path(), block_opts(false)).unwrap();
+            fill(&db, 4, 0, 10, 1000, 3);
+            db.maintain().unwrap();
+            assert_eq!(db.blocks().len(), 9);
+            bits(&dump_db(&db))
+        };
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["blocks::compaction_crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("KAHU_COMPACTION_CRASH_DIR", dir.path())
+            .env("KAHU_TEST_CRASH_IN_COMPACTION", point)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(6), "{point}: the child did not abort where asked: {status:?}");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        match point {
+            "during-write" => assert!(names.iter().any(|n| n.ends_with("-tmp-for-creation")), "{names:?}"),
+            _ => assert_eq!(block_dirs(dir.path()).len(), 10, "new block next to its 3 sources: {names:?}"),
+        }
+        let db = Db::open(dir.path(), block_opts(false)).unwrap();
+        assert_eq!(bits(&dump_db(&db)), expected, "{point}: after reopen");
+        let want = if point == "during-write" { 9 } else { 7 };
+        assert_eq!(db.blocks().len(), want, "{point}");
+        assert_eq!(block_dirs(dir.path()).len(), want, "{point}");
+        drop(db);
+        let db = Db::open(dir.path(), block_opts(true)).unwrap();
+        db.maintain().unwrap();
+        assert!(db.stats().blocks.compactions > 0);
+        assert_eq!(bits(&dump_db(&db)), expected, "{point}: after compacting again");
+    }
+}

@@ -9,5 +9,6 @@ mod common;
 mod concurrency;
 mod crash;
 mod db;
+mod fixture;
 mod model;
 mod wal_damage;
