@@ -63,3 +63,73 @@ fn analyze_lists_blocks_and_cardinalities() {
     assert!(stdout.contains("        17 m0"), "{stdout}");
     assert!(stdout.contains("        50 pod"), "{stdout}");
 }
+
+/// `kahu serve` persists the head of a data directory whose head spans 8 hours into blocks at
+/// start, serves queries over blocks and head, reports its blocks in its self-metrics, and
+/// `kahu query --data-dir` reads the blocks too.
+#[test]
+fn serve_persists_the_head_into_blocks_and_both_query_paths_read_them() {
+    use kahu_tsdb::{Appendable, Db, Options};
+
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let start = now - 8 * 3_600_000;
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        for k in 0..(8 * 60) {
+            let mut app = db.appender();
+            for i in 0..20 {
+                let l = Labels::from_pairs([("__name__", "persist_test".to_string()), ("i", format!("{i}"))]);
+                app.append(&l, start + k * 60_000, (k * i) as f64).unwrap();
+            }
+            app.commit().unwrap();
+        }
+    }
+    let server = crate::harness::TestServer::start(dir.path(), &["--storage.tsdb.retention.time", "30d"]);
+    let mut loaded = 0.0;
+    for _ in 0..100 {
+        let body = server.get("/metrics").text();
+        loaded = body
+            .lines()
+            .find_map(|l| l.strip_prefix("kahu_tsdb_blocks_loaded "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if loaded >= 2.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(loaded >= 2.0, "blocks loaded: {loaded}");
+    let old = (start + 3_600_000) / 1000;
+    let v = server.get(&format!("/api/v1/query?query=count(persist_test)&time={old}")).json();
+    assert_eq!(v["data"]["result"][0]["value"][1], "20", "{v}");
+    let v = server
+        .get(&format!(
+            "/api/v1/query?query=count_over_time(persist_test%7Bi%3D%223%22%7D%5B9h%5D)&time={}",
+            now / 1000
+        ))
+        .json();
+    assert_eq!(v["data"]["result"][0]["value"][1], "480", "every sample once, across blocks and head: {v}");
+    let out = Command::new(kahu_bin())
+        .args(["query", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "count_over_time(persist_test{i=\"3\"}[9h])",
+            "-o",
+            "json",
+            "--time",
+            &(now / 1000).to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "480", "{v}");
+    assert!(server.terminate().success());
+    let blocks = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.len() == 26)
+        .count();
+    assert!(blocks >= 2, "{blocks}");
+}

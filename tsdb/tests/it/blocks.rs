@@ -307,7 +307,13 @@ fn a_crash_during_compaction_loses_and_doubles_nothing() {
             bits(&dump_db(&db))
         };
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["blocks::compaction_crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "blocks::compaction_crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("KAHU_COMPACTION_CRASH_DIR", dir.path())
             .env("KAHU_TEST_CRASH_IN_COMPACTION", point)
             .stdout(std::process::Stdio::null())
@@ -315,8 +321,10 @@ fn a_crash_during_compaction_loses_and_doubles_nothing() {
             .status()
             .unwrap();
         assert_eq!(status.signal(), Some(6), "{point}: the child did not abort where asked: {status:?}");
-        let names: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
         match point {
             "during-write" => assert!(names.iter().any(|n| n.ends_with("-tmp-for-creation")), "{names:?}"),
             _ => assert_eq!(block_dirs(dir.path()).len(), 10, "new block next to its 3 sources: {names:?}"),
