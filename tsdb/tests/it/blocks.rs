@@ -145,6 +145,7 @@ fn persisting_drops_the_range_from_the_head_and_checkpoints_the_wal() {
     let db = Db::open(dir.path(), block_opts(false)).unwrap();
     assert_eq!(dump_db(&db), before);
     assert_eq!(db.stats().head.series, 30);
+    assert_eq!(db.stats().wal.corruptions, 0, "a checkpointed WAL is not damage");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Integration tests of kahu-tsdb: restart and replay, WAL damage, crashes of real processes,
-//! a model check against a `BTreeMap`, and concurrent appends and queries.
+//! model checks against a `BTreeMap` (contents, and select/seek/label_names/label_values under random
+//! matchers and ranges), and concurrent appends and queries.
 
 // Test code may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
@@ -11,4 +12,5 @@ mod crash;
 mod db;
 mod fixture;
 mod model;
+mod query_model;
 mod wal_damage;
