@@ -138,3 +138,74 @@ fn select_respects_matchers_ranges_and_label_queries() {
     assert_eq!(q.label_names(&neg, 0, 10_000).unwrap(), ["__name__", "i", "job"]);
     assert!(q.select(&m, 5000, 6000).unwrap().next().is_none());
 }
+
+#[test]
+fn label_sets_are_validated_against_the_configured_limits() {
+    use kahu_tsdb::head::LabelLimits;
+    use kahu_tsdb::model::Label;
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.head.limits = LabelLimits { max_label_names: 4, max_name_length: 10, max_value_length: 8 };
+    let db = Db::open(dir.path(), o).unwrap();
+    let pairs = |p: &[(&str, &str)]| Labels::from_pairs(p.iter().copied());
+    // (case, labels, the reason's words when invalid)
+    let cases: Vec<(&str, Labels, Option<&str>)> = vec![
+        ("no labels", Labels::from_vec(vec![]), Some("empty label set")),
+        ("only empty values", pairs(&[("a", "")]), Some("empty label set")),
+        (
+            "an empty name",
+            Labels::from_vec(vec![Label::new("", "v"), Label::new("a", "1")]),
+            Some("empty label name"),
+        ),
+        (
+            "a name twice",
+            Labels::from_vec(vec![Label::new("a", "1"), Label::new("a", "2")]),
+            Some("label name \"a\" repeats"),
+        ),
+        ("four labels", pairs(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")]), None),
+        (
+            "five labels",
+            pairs(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1")]),
+            Some("5 labels exceed the limit of 4"),
+        ),
+        ("a name of 10 bytes", pairs(&[("abcdefghij", "1")]), None),
+        (
+            "a name of 11 bytes",
+            pairs(&[("abcdefghijk", "1")]),
+            Some("label name of 11 bytes exceeds the limit of 10"),
+        ),
+        ("a value of 8 bytes", pairs(&[("a", "12345678")]), None),
+        ("a value of 9 bytes", pairs(&[("a", "123456789")]), Some("value of label \"a\" has 9 bytes")),
+        // Bytes, not characters: "ä" is two bytes.
+        ("a value of 5 characters, 10 bytes", pairs(&[("a", "äääää")]), Some("has 10 bytes")),
+        ("UTF-8 names", pairs(&[("ünïcode", "1")]), None),
+    ];
+    let mut app = db.appender();
+    let mut invalid = 0;
+    for (i, (case, labels, want)) in cases.iter().enumerate() {
+        let got = app.append(labels, 1000 + i as i64, 1.0);
+        match (want, &got) {
+            (None, Ok(())) => {}
+            (Some(words), Err(AppendError::InvalidLabels { reason, .. })) => {
+                assert!(reason.contains(words), "{case}: reason {reason:?} does not say {words:?}");
+                invalid += 1;
+            }
+            _ => panic!("{case}: want {want:?}, got {got:?}"),
+        }
+        // The borrowed path used by remote write agrees.
+        let borrowed: Vec<(&str, &str)> =
+            labels.iter().map(|l| (l.name.as_ref(), l.value.as_ref())).collect();
+        let got_borrowed = app.append_pairs(&borrowed, 1000 + i as i64, 1.0);
+        assert_eq!(got_borrowed.is_ok(), want.is_none(), "{case} (borrowed pairs): {got_borrowed:?}");
+        if want.is_some() {
+            invalid += 1;
+        }
+    }
+    let summary = app.commit().unwrap();
+    assert_eq!(
+        (summary.samples, summary.new_series),
+        (4, 4),
+        "the valid label sets are stored, whatever the others"
+    );
+    assert_eq!(db.stats().head.rejected.invalid_labels, invalid);
+}
