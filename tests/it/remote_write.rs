@@ -6,6 +6,9 @@
 //! "Sent successfully": Prometheus runs one remote-write shard, which sends in WAL order, and
 //! reports `prometheus_remote_storage_queue_highest_sent_timestamp_seconds` after each
 //! acknowledged request. Every sample of its TSDB at or before that time was acknowledged by kahu.
+//!
+//! Also: the receiver's status codes (204, 400 with counts and reasons, 413, 415) on a running
+//! `kahu serve`, and that what it acknowledged survives a SIGKILL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -211,4 +214,137 @@ fn every_sample_prometheus_sent_survives_a_sigkill_of_kahu() {
 fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     Some(http(addr, "GET", path, &[], b"").status)
+}
+
+/// A `WriteRequest` with one series per `(name, samples)`.
+fn write_request(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
+    use kahu_query::api::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message;
+    WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(name, samples)| TimeSeries {
+                labels: vec![
+                    Label { name: "__name__".into(), value: "rw_status_test".into() },
+                    Label { name: "series".into(), value: (*name).into() },
+                ],
+                samples: samples.iter().map(|&(timestamp, value)| Sample { value, timestamp }).collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn snappy(b: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(b).unwrap()
+}
+
+const V1: &[(&str, &str)] = &[
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+/// Every series `rw_status_test` in the data directory, as `series label → [(t, v)]`.
+fn stored(data: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let db = Db::open_read_only(data).unwrap();
+    let q = db.querier().unwrap();
+    let mut out = BTreeMap::new();
+    for s in q.select(&[Matcher::equal("__name__", "rw_status_test")], i64::MIN, i64::MAX).unwrap() {
+        let mut it = s.iter();
+        let mut v = Vec::new();
+        while let Some(x) = it.next() {
+            v.push((x.t, x.v));
+        }
+        out.insert(s.labels().get("series").unwrap().to_string(), v);
+    }
+    out
+}
+
+#[test]
+fn remote_write_answers_with_prometheus_status_codes_and_loses_nothing_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::harness::TestServer::start(
+        dir.path(),
+        &["--collect.interval", "1h", "--storage.remote-write.max-request-bytes", "64KB"],
+    );
+    let t = (now_s() * 1000.0) as i64 - 60_000;
+    let post = |headers: &[(&str, &str)], body: &[u8]| server.request("POST", "/api/v1/write", headers, body);
+    let written = |r: &crate::harness::Response| {
+        r.header("x-prometheus-remote-write-samples-written").map(|v| v.parse::<u64>().unwrap())
+    };
+
+    // Stored: 204 after the commit, with the count.
+    let good = write_request(&[("a", &[(t, 1.0), (t + 1000, 2.0)]), ("b", &[(t, 10.0)])]);
+    let r = post(V1, &snappy(&good));
+    assert_eq!((r.status, written(&r)), (204, Some(3)), "{}", r.text());
+    // A retry of an acknowledged request: its older samples are out of order now, which is a 400
+    // (the sender drops the request rather than retrying it, as with Prometheus' receiver); the
+    // newest sample of each series is an exact duplicate, which is a no-op. Nothing changes.
+    let r = post(V1, &snappy(&good));
+    assert_eq!((r.status, written(&r)), (400, Some(0)), "retry: {}", r.text());
+    assert!(r.text().contains("0 of 3 samples written; rejected: 1 out of order"), "{}", r.text());
+    // Out of order and duplicate samples are rejected one by one; the rest is stored.
+    let mixed =
+        write_request(&[("a", &[(t - 1000, 0.5), (t + 1000, 99.0), (t + 2000, 3.0)]), ("c", &[(t, 7.0)])]);
+    let r = post(V1, &snappy(&mixed));
+    assert_eq!((r.status, written(&r)), (400, Some(2)), "{}", r.text());
+    let msg = r.text();
+    assert!(
+        msg.contains("2 of 4 samples written")
+            && msg.contains("1 out of order")
+            && msg.contains("1 duplicate timestamp"),
+        "{msg}"
+    );
+    // What a retry cannot fix: 400 with a message, nothing stored.
+    let r = post(V1, b"\xff\xff\xff\xff\xff garbage");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("snappy"), "{}", r.text());
+    let r = post(V1, &snappy(b"\x0a\x05\x0a\x03\x0a"));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("protobuf"), "{}", r.text());
+    let mut not_utf8 = write_request(&[("XX", &[(t + 5000, 1.0)])]);
+    let at = not_utf8.windows(2).position(|w| w == b"XX").unwrap();
+    not_utf8[at..at + 2].copy_from_slice(&[0xff, 0xfe]);
+    let r = post(V1, &snappy(&not_utf8));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("UTF-8"), "{}", r.text());
+    // A truncated message after a good series: the whole request is refused, nothing of it stored.
+    let mut cut = write_request(&[("d", &[(t, 1.0)]), ("e", &[(t, 1.0)])]);
+    cut.truncate(cut.len() - 3);
+    let r = post(V1, &snappy(&cut));
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Too large: the body itself, or what it decompresses to (a small body of many zeros).
+    let r = post(V1, &vec![0u8; 70 * 1024]);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = post(V1, &snappy(&vec![0u8; 200 * 1024]));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("exceeds the limit"), "{}", r.text());
+    // Not remote write 1.0: 415.
+    let r = post(&[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")], &snappy(&good));
+    assert_eq!(r.status, 415, "{}", r.text());
+    let r = post(
+        &[
+            ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+            ("Content-Encoding", "snappy"),
+        ],
+        &snappy(&good),
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    // An empty request stores nothing and is fine.
+    let r = post(V1, &snappy(b""));
+    assert_eq!((r.status, written(&r)), (204, Some(0)), "{}", r.text());
+
+    let want: BTreeMap<String, Vec<(i64, f64)>> = [
+        ("a".to_string(), vec![(t, 1.0), (t + 1000, 2.0), (t + 2000, 3.0)]),
+        ("b".to_string(), vec![(t, 10.0)]),
+        ("c".to_string(), vec![(t, 7.0)]),
+    ]
+    .into();
+    assert_eq!(stored(dir.path()), want, "while running");
+    // Acknowledged means durable: still there after a SIGKILL.
+    drop(server);
+    assert_eq!(stored(dir.path()), want, "after SIGKILL");
 }
