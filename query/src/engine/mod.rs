@@ -14,6 +14,7 @@
 mod aggregate;
 mod annotations;
 mod binary;
+mod duration_expr;
 mod error;
 mod eval;
 mod functions;
@@ -226,6 +227,9 @@ impl Engine {
         let queued = begin.elapsed();
 
         let prep_start = Instant::now();
+        let query = duration_expr::rewrite(query, duration_expr::QueryParams { start, end, step })
+            .map_err(EvalError::Parse)?;
+        let query = query.as_ref();
         let expr = parser::parse(query).map_err(EvalError::Parse)?;
         check_type(&expr, step > 0)?;
         let prepared = prep_start.elapsed();
