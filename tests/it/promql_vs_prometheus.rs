@@ -304,6 +304,22 @@ const EXPRS: &[&str] = &[
     "label_replace(cnt, \"instance\", \"same\", \"\", \"\")",
 ];
 
+/// Expressions that do not parse: kahu's error must start with the same `LINE:COL: parse error: `
+/// as Prometheus' (the wording after it is promql-parser's).
+const BAD_EXPRS: &[&str] = &[
+    "sum(rate(cnt[5m])",
+    "sum(",
+    "(1))",
+    "cnt +",
+    "rate(cnt[5m",
+    "cnt{job=\"api\"",
+    "sum(cnt)\n)",
+    "cnt gauge",
+    "1 +* 2",
+    "cnt[5m] offset",
+    "cnt @ foo()",
+];
+
 /// A tiny deterministic generator (no need for quality, only for repeatability).
 struct Rng(u64);
 
@@ -572,11 +588,27 @@ fn engine_agrees_with_real_prometheus() {
                 .unwrap();
         }
     }
+    for bad in BAD_EXPRS {
+        let resp = query(&prom, "/api/v1/query", &[("query", bad.to_string()), ("time", "100".to_string())]);
+        let err = resp["error"].as_str().unwrap_or_default();
+        let at = err.find(": parse error: ").unwrap_or_else(|| panic!("{bad:?}: {resp}"));
+        let prefix = err.get(r#"invalid parameter "query": "#.len()..at).unwrap();
+        let line = bad.replace('\n', " ");
+        // The eval line cannot hold a newline: its expression is the one-line form, and for the
+        // multi-line input the expectation is computed from the input itself.
+        if line == *bad {
+            writeln!(script, "\neval instant at 100s {bad}\n  expect fail regex: ^{prefix}: parse error: \n").unwrap();
+        } else {
+            let got = kahu_query::engine::positioned_parse_error(bad, &promql_parser::parser::parse(bad).unwrap_err());
+            assert!(got.starts_with(&format!("{prefix}: parse error: ")), "{bad:?}: kahu {got:?}, Prometheus {err:?}");
+        }
+    }
     drop(prom);
 
     let path = std::env::temp_dir().join("kahu-promql-vs-prometheus.test");
     std::fs::write(&path, &script).unwrap();
     let report = kahu_query::promqltest::run_script(&path.display().to_string(), &script);
-    assert_eq!(report.passed, EXPRS.len() * (1 + INSTANT_AT_S.len()), "{report}");
+    let one_line_bad = BAD_EXPRS.iter().filter(|b| !b.contains('\n')).count();
+    assert_eq!(report.passed, EXPRS.len() * (1 + INSTANT_AT_S.len()) + one_line_bad, "{report}");
     assert_eq!(report.failed, 0, "kahu and Prometheus disagree (script: {}):\n{report}", path.display());
 }

@@ -343,7 +343,12 @@ pub fn parse_error_offset(input: &str, message: &str) -> Option<usize> {
     ends.dedup();
     for end in ends {
         let prefix = input.get(..end)?;
-        if parser::parse(prefix).err().as_deref() == Some(message) {
+        // promql-parser's generic grammar error is also what an incomplete prefix gives (`1 +`);
+        // the error is where a prefix stays wrong even when completed with an operand.
+        let generic = message == "invalid promql query";
+        if parser::parse(prefix).err().as_deref() == Some(message)
+            && !(generic && parser::parse(&format!("{prefix} 0")).is_ok())
+        {
             let last = prefix.chars().next_back().map(char::len_utf8).unwrap_or(0);
             return Some(end - last);
         }

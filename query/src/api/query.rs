@@ -9,7 +9,9 @@ use promql_parser::parser::{self, Expr};
 use super::params::{self, invalid_param, parse_duration, parse_limit, parse_time, time_param};
 use super::response::{self, Annotations, ApiError, JsonSink, json_str};
 use super::{ApiRequest, ApiState, MAX_TIME_MS, MIN_TIME_MS, nanos, now_ms};
-use crate::engine::{CancelToken, Engine, EvalError, QueryOpts, QueryResult, QueryStats, StatsLevel};
+use crate::engine::{
+    CancelToken, Engine, EvalError, QueryOpts, QueryResult, QueryStats, StatsLevel, positioned_parse_error,
+};
 use crate::value::Value;
 use kahu_tsdb::Queryable;
 
@@ -273,7 +275,9 @@ fn has_selector(expr: &Expr) -> bool {
 pub async fn format(req: ApiRequest) -> Response {
     match parser::parse(req.params.value("query")) {
         Ok(expr) => response::success(&json_str(&expr.prettify())),
-        Err(e) => invalid_param("query", e).into_response(),
+        Err(e) => {
+            invalid_param("query", positioned_parse_error(req.params.value("query"), &e)).into_response()
+        }
     }
 }
 
@@ -281,7 +285,9 @@ pub async fn format(req: ApiRequest) -> Response {
 pub async fn parse(req: ApiRequest) -> Response {
     match parser::parse(req.params.value("query")) {
         Ok(expr) => response::success(&super::ast_json::expr_to_json(&expr).to_string()),
-        Err(e) => invalid_param("query", e).into_response(),
+        Err(e) => {
+            invalid_param("query", positioned_parse_error(req.params.value("query"), &e)).into_response()
+        }
     }
 }
 

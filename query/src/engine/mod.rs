@@ -230,7 +230,7 @@ impl Engine {
         let query = duration_expr::rewrite(query, duration_expr::QueryParams { start, end, step })
             .map_err(EvalError::Parse)?;
         let query = query.as_ref();
-        let expr = parser::parse(query).map_err(EvalError::Parse)?;
+        let expr = parser::parse(query).map_err(|e| EvalError::Parse(positioned_parse_error(query, &e)))?;
         check_type(&expr, step > 0)?;
         let prepared = prep_start.elapsed();
 
@@ -276,6 +276,30 @@ impl Engine {
             }
         });
         Ok(QueryResult { value, warnings, infos, stats })
+    }
+}
+
+/// A parse error as Prometheus words it: `LINE:COL: parse error: MESSAGE`, the column 1-based in
+/// bytes of its line. promql-parser gives no position, so it is found with
+/// [`parse_error_offset`](crate::api::parse_error_offset); without one, the message has no prefix
+/// but `parse error: `.
+pub fn positioned_parse_error(query: &str, message: &str) -> String {
+    let offset = crate::api::parse_error_offset(query, message).or_else(|| {
+        // A grammar error no prefix reproduces is an incomplete expression: at the end of input.
+        (message == "invalid promql query" && query.len() <= 4096).then(|| query.trim_end().len())
+    });
+    match offset {
+        Some(mut offset) => {
+            // Prometheus' lexer reports a stray `)` just past it.
+            if message.starts_with("unexpected right parenthesis") {
+                offset += 1;
+            }
+            let before = query.get(..offset).unwrap_or(query);
+            let line = before.matches('\n').count() + 1;
+            let col = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{line}:{col}: parse error: {message}")
+        }
+        None => format!("parse error: {message}"),
     }
 }
 
@@ -369,6 +393,28 @@ mod tests {
             app.commit().unwrap();
         }
         head
+    }
+
+    #[test]
+    fn parse_errors_carry_line_and_column_as_prometheus() {
+        assert_eq!(
+            positioned_parse_error("sum(", "unclosed left parenthesis"),
+            "1:5: parse error: unclosed left parenthesis"
+        );
+        // The positions the real Prometheus (2.42) gives for these inputs.
+        for (q, pos) in [
+            ("(1))", "1:5"),
+            ("sum(x)\n)", "2:2"),
+            ("foo +", "1:6"),
+            ("foo bar", "1:5"),
+            ("1 +* 2", "1:4"),
+            ("x{a=\"b\"", "1:8"),
+            ("x[5m] offset", "1:13"),
+            ("x @ foo()", "1:5"),
+        ] {
+            let msg = parser::parse(q).unwrap_err();
+            assert_eq!(positioned_parse_error(q, &msg), format!("{pos}: parse error: {msg}"), "{q:?}");
+        }
     }
 
     #[test]
