@@ -597,10 +597,17 @@ fn engine_agrees_with_real_prometheus() {
         // The eval line cannot hold a newline: its expression is the one-line form, and for the
         // multi-line input the expectation is computed from the input itself.
         if line == *bad {
-            writeln!(script, "\neval instant at 100s {bad}\n  expect fail regex: ^{prefix}: parse error: \n").unwrap();
+            writeln!(script, "\neval instant at 100s {bad}\n  expect fail regex: ^{prefix}: parse error: \n")
+                .unwrap();
         } else {
-            let got = kahu_query::engine::positioned_parse_error(bad, &promql_parser::parser::parse(bad).unwrap_err());
-            assert!(got.starts_with(&format!("{prefix}: parse error: ")), "{bad:?}: kahu {got:?}, Prometheus {err:?}");
+            let got = kahu_query::engine::positioned_parse_error(
+                bad,
+                &promql_parser::parser::parse(bad).unwrap_err(),
+            );
+            assert!(
+                got.starts_with(&format!("{prefix}: parse error: ")),
+                "{bad:?}: kahu {got:?}, Prometheus {err:?}"
+            );
         }
     }
     drop(prom);

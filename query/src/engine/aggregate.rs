@@ -191,7 +191,7 @@ impl<'q> Evaluator<'q> {
             let param =
                 a.param.as_deref().ok_or_else(|| EvalError::exec("count_values needs a label name"))?;
             let label = self.eval_string(param, r)?;
-            if label.is_empty() {
+            if super::go_strings::invalid_label_name(&label) {
                 return Err(EvalError::exec(format!("invalid label name {}", go_quote(&label))));
             }
             let input = self.eval_vector(&a.expr, r)?;

@@ -526,7 +526,7 @@ impl Evaluator<'_> {
         let re = Regex::new(&format!("^(?s:{pattern})$")).map_err(|_| {
             EvalError::exec(format!("invalid regular expression in label_replace(): {pattern}"))
         })?;
-        if dst.is_empty() {
+        if super::go_strings::invalid_label_name(&dst) {
             return Err(EvalError::exec(format!("invalid destination label name in label_replace(): {dst}")));
         }
         for s in &mut v {
@@ -554,7 +554,7 @@ impl Evaluator<'_> {
         for a in args.iter().skip(3) {
             srcs.push(self.eval_string(a, r)?);
         }
-        if dst.is_empty() {
+        if super::go_strings::invalid_label_name(&dst) {
             return Err(EvalError::exec(format!("invalid destination label name in label_join(): {dst}")));
         }
         if let Some(bad) = srcs.iter().find(|s| s.is_empty()) {

@@ -18,6 +18,7 @@ mod duration_expr;
 mod error;
 mod eval;
 mod functions;
+mod go_strings;
 mod gofmt;
 mod histogram;
 mod info;
@@ -227,9 +228,10 @@ impl Engine {
         let queued = begin.elapsed();
 
         let prep_start = Instant::now();
-        let query = duration_expr::rewrite(query, duration_expr::QueryParams { start, end, step })
+        let query = go_strings::normalize(query);
+        let query = duration_expr::rewrite(&query, duration_expr::QueryParams { start, end, step })
             .map_err(EvalError::Parse)?;
-        let query = query.as_ref();
+        let query: &str = &query;
         let expr = parser::parse(query).map_err(|e| EvalError::Parse(positioned_parse_error(query, &e)))?;
         check_type(&expr, step > 0)?;
         let prepared = prep_start.elapsed();
