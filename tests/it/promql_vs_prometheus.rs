@@ -29,7 +29,8 @@ const POINTS: i64 = 161; // 0..=40m
 const RANGE_START_S: i64 = 607; // 10m7s
 const RANGE_END_S: i64 = 2407; // 40m7s
 const RANGE_STEP_S: i64 = 60;
-const INSTANT_AT_S: &[i64] = &[427, 1507, 2287];
+/// Instant evaluation times; at 757s and 1357s the latest sample of one gauge is +Inf and -Inf.
+const INSTANT_AT_S: &[i64] = &[427, 757, 1357, 1507, 2287];
 
 /// Expressions checked as range queries (and instant queries at `INSTANT_AT_S`). An entry
 /// `kahu_expr @@ prometheus_expr` names a function Prometheus 2.42 calls differently.
@@ -299,6 +300,43 @@ const EXPRS: &[&str] = &[
     "sgn(vector(-3))",
     "scalar(vector(2)) + scalar(sum(cnt))",
     "time() - timestamp(gappy)",
+    "sort_desc(gauge)",
+    "topk(1.5, gauge)",
+    "topk(100, cnt)",
+    "topk(scalar(count(cnt)) - 4, cnt)",
+    "quantile(scalar(flag{instance=\"i1\", job=\"api\"}) / 2 + 0.25, gauge)",
+    "5 < cnt",
+    "1 == bool flag",
+    "timestamp(sum(cnt))",
+    "double_exponential_smoothing(gauge[5m], 1, 0.5) @@ holt_winters(gauge[5m], 1, 0.5)",
+    "round(gauge, -1)",
+    "round(gauge, 0)",
+    "clamp_max(gauge, -Inf)",
+    "clamp(gauge, -Inf, Inf)",
+    "exp(gauge)",
+    "ln(-gauge)",
+    "sqrt(-1 * gauge)",
+    "gauge ^ gauge",
+    "-gauge ^ 2",
+    "gauge % gauge",
+    "1 / gauge",
+    "count(gauge == 0)",
+    "avg by (job) (gauge)",
+    "sum(gauge)",
+    "stddev(gauge)",
+    "max by (job) (gauge)",
+    "quantile(0.9, gauge)",
+    "gauge - on (instance, job) cnt",
+    "changes(gauge[3m])",
+    "deriv(gauge[3m])",
+    "predict_linear(gauge[3m], 60)",
+    "sum_over_time(gauge[3m])",
+    "max_over_time(gauge[3m])",
+    "delta(gauge[3m])",
+    "histogram_quantile(0.5, sum by (le) (hist_bucket) * on () group_left () scalar(sum(flag)))",
+    "cnt unless on (instance) gauge > 0",
+    "gauge or on (job) cnt",
+    "vector(1) or cnt",
     // Collisions.
     "rate({__name__=~\"cnt|gauge\"}[1m])",
     "label_replace(cnt, \"instance\", \"same\", \"\", \"\")",
