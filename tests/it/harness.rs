@@ -24,12 +24,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `kahu serve --data-dir DIR --listen 127.0.0.1:0 EXTRA…` and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> TestServer {
+        let mut args = vec!["serve".into(), "--data-dir".into(), data_dir.display().to_string()];
+        args.extend(["--listen", "127.0.0.1:0"].iter().chain(extra).map(|a| a.to_string()));
+        TestServer::spawn(&args)
+    }
+
+    /// Runs `kahu ARGS…` (a `serve` that listens on 127.0.0.1:0) and waits until it listens.
+    pub fn spawn(args: &[String]) -> TestServer {
         let mut child = Command::new(kahu_bin())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -6,6 +6,7 @@
 mod api;
 mod capture;
 mod containerd;
+mod deploy;
 mod exporter;
 mod grafana;
 mod harness;
