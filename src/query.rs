@@ -137,7 +137,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn query(args: &QueryArgs) -> Result<(), Failure> {
-    if let Err(msg) = promql_parser::parser::parse(&args.expr) {
+    // Checked as the engine parses it (Go string escapes, duration expressions); the step is
+    // not known yet, so `step()` is taken as one second here.
+    if let Err(msg) = kahu_query::engine::parse_query(&args.expr, 0, 0, 1000) {
         return Err(Failure::Usage(parse_error_report(&args.expr, &msg)));
     }
     let range = resolve_range(args).map_err(|e| Failure::Usage(format!("kahu: error: {e}")))?;

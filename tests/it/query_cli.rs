@@ -41,6 +41,15 @@ fn instant_queries_print_json_csv_and_aligned_tables() {
     assert!(lines[1].ends_with(",5,node_cpu_seconds_total,0,idle"), "{text}");
     assert!(lines[2].ends_with(",5,node_cpu_seconds_total,1,idle"), "{text}");
 
+    // Duration expressions and Go string escapes parse as the engine reads them.
+    let out = kahu_query(
+        &server,
+        &["count_over_time({__name__=\"node_memory_\x4demTotal_bytes\"}[1m+1m])", "-o", "json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+
     let out = kahu_query(&server, &["sum by (cpu) (node_cpu_seconds_total)", "-o", "table"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(

@@ -281,6 +281,18 @@ impl Engine {
     }
 }
 
+/// Parses `query` as the engine does: string literals decoded as Go decodes them and duration
+/// expressions (`x[5m+1m]`, `offset (2 * 1m)`) evaluated, `step()` being `step_ms` and `range()`
+/// being `end_ms - start_ms`. The error is promql-parser's message, without a position.
+pub fn parse_query(query: &str, start_ms: i64, end_ms: i64, step_ms: i64) -> Result<Expr, String> {
+    let query = go_strings::normalize(query);
+    let query = duration_expr::rewrite(
+        &query,
+        duration_expr::QueryParams { start: start_ms, end: end_ms, step: step_ms },
+    )?;
+    parser::parse(&query)
+}
+
 /// A parse error as Prometheus words it: `LINE:COL: parse error: MESSAGE`, the column 1-based in
 /// bytes of its line. promql-parser gives no position, so it is found with
 /// [`parse_error_offset`](crate::api::parse_error_offset); without one, the message has no prefix
