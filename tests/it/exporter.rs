@@ -479,29 +479,32 @@ fn real_prometheus_scrapes_kahu() {
     assert!(errors.is_empty(), "scrape errors: {errors:#?}");
 }
 
-/// The cAdvisor and node_exporter series the common Kubernetes dashboards (kubernetes-mixin,
-/// dotdc/grafana-dashboards-kubernetes) and the kube-prometheus recording rules read: each must
-/// exist with its type and labels. The list is in `tests/it/compat.txt`.
-#[test]
-fn dashboard_and_recording_rule_series_exist_with_their_types_and_labels() {
-    let node = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("exporter/tests/fixtures/v2-systemd-containerd");
+/// One `kahu collect` pass over a fixture node (no runtime), in the view of `endpoint`.
+fn collect_fixture(node: &str, endpoint: &str) -> String {
+    let node = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exporter/tests/fixtures").join(node);
     let out = Command::new(kahu_bin())
-        .args(["collect", "--runtime.endpoint", ""])
+        .args(["collect", "--runtime.endpoint", "", "--endpoint", endpoint])
         .arg(format!("--path.procfs={}", node.join("proc").display()))
         .arg(format!("--path.sysfs={}", node.join("sys").display()))
         .arg(format!("--path.rootfs={}", node.join("root").display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut types: HashMap<&str, &str> = HashMap::new();
-    let mut labels: HashMap<&str, Vec<String>> = HashMap::new();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Label names of each sample line, by metric name.
+type SampleLabels<'a> = HashMap<&'a str, Vec<Vec<String>>>;
+
+/// Family types from `# TYPE`, and the label names of every sample line, by metric name.
+fn exposition(text: &str) -> (HashMap<&str, &str>, SampleLabels<'_>) {
+    let mut types = HashMap::new();
+    let mut labels: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, t) = rest.split_once(' ').unwrap();
             types.insert(name, t);
-        } else if !line.starts_with('#') {
+        } else if !line.starts_with('#') && !line.is_empty() {
             let name = line.split(['{', ' ']).next().unwrap();
             let names: Vec<String> = line
                 .split_once('{')
@@ -515,9 +518,20 @@ fn dashboard_and_recording_rule_series_exist_with_their_types_and_labels() {
                         .collect()
                 })
                 .unwrap_or_default();
-            labels.entry(name).or_insert(names);
+            labels.entry(name).or_default().push(names);
         }
     }
+    (types, labels)
+}
+
+/// The cAdvisor and node_exporter series the common Kubernetes dashboards (kubernetes-mixin,
+/// dotdc/grafana-dashboards-kubernetes) and the kube-prometheus recording rules read, and the other
+/// families the kubelet serves by default: each must exist with its type and labels. The list is in
+/// `tests/it/compat.txt`.
+#[test]
+fn dashboard_and_recording_rule_series_exist_with_their_types_and_labels() {
+    let text = collect_fixture("v2-systemd-containerd", "metrics");
+    let (types, labels) = exposition(&text);
     let list = include_str!("compat.txt");
     let mut missing = Vec::new();
     for line in list.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
@@ -526,13 +540,15 @@ fn dashboard_and_recording_rule_series_exist_with_their_types_and_labels() {
         let want_labels: Vec<&str> =
             parts.next().map(|l| l.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
         match (types.get(name), labels.get(name)) {
-            (Some(t), Some(have)) => {
+            (Some(t), Some(rows)) => {
                 if *t != want_type {
                     missing.push(format!("{name}: type {t}, want {want_type}"));
                 }
-                for l in &want_labels {
-                    if !have.iter().any(|h| h == l) {
-                        missing.push(format!("{name}: no label {l} (has {have:?})"));
+                for have in rows {
+                    for l in &want_labels {
+                        if !have.iter().any(|h| h == l) {
+                            missing.push(format!("{name}: no label {l} (has {have:?})"));
+                        }
                     }
                 }
             }
@@ -540,6 +556,67 @@ fn dashboard_and_recording_rule_series_exist_with_their_types_and_labels() {
         }
     }
     assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// The kubelet's `/metrics/cadvisor` label contract (reference/exporter.md 1.1) on a v2, a v1 and a
+/// hybrid node: container and machine families only, every container series with the full base
+/// label set (empty strings for unknown values), and the compatibility list's container families
+/// all there; `/metrics/resource` has the families metrics-server decodes.
+#[test]
+fn cadvisor_view_keeps_the_kubelet_label_contract_on_every_cgroup_layout() {
+    let base = ["container", "id", "image", "name", "namespace", "pod"];
+    let wanted: Vec<&str> = include_str!("compat.txt")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("container_"))
+        .collect();
+    for node in ["v2-systemd-containerd", "v1-cgroupfs-docker", "hybrid-cgroupfs-containerd"] {
+        let text = collect_fixture(node, "cadvisor");
+        assert!(
+            promtool_check_metrics(text.as_bytes()).is_empty(),
+            "{node}: promtool check metrics has findings"
+        );
+        let (types, labels) = exposition(&text);
+        for name in types.keys() {
+            assert!(
+                name.starts_with("container_") || name.starts_with("machine_"),
+                "{node}: {name} in the cadvisor view"
+            );
+        }
+        let mut rows = 0;
+        for (name, series) in labels.iter().filter(|(n, _)| n.starts_with("container_")) {
+            for have in series {
+                rows += 1;
+                for b in base {
+                    assert!(have.iter().any(|h| h == b), "{node}: {name} lacks {b}: {have:?}");
+                }
+            }
+        }
+        assert!(rows > 100, "{node}: {rows} container series");
+        // Where the fixture's files have nothing to report: v1 has no PSI files and no
+        // memory.events; the hybrid node was captured on a VM whose blkio.throttle files read
+        // "Total 0" (no device rows). Everything else must be there on every layout.
+        let expected_absent = |n: &str| match node {
+            "v1-cgroupfs-docker" => n.starts_with("container_pressure_") || n == "container_oom_events_total",
+            "hybrid-cgroupfs-containerd" => {
+                n.starts_with("container_fs_") || n == "container_blkio_device_usage_total"
+            }
+            _ => false,
+        };
+        let absent: Vec<&&str> =
+            wanted.iter().filter(|n| !labels.contains_key(**n) && !expected_absent(n)).collect();
+        assert!(absent.is_empty(), "{node}: {absent:?}");
+
+        let resource = collect_fixture(node, "resource");
+        let (types, _) = exposition(&resource);
+        for (family, t) in [
+            ("node_cpu_usage_seconds_total", "counter"),
+            ("node_memory_working_set_bytes", "gauge"),
+            ("resource_scrape_error", "gauge"),
+        ] {
+            assert_eq!(types.get(family), Some(&t), "{node} /metrics/resource: {family}\n{resource}");
+        }
+    }
 }
 
 #[test]
