@@ -63,10 +63,17 @@ pub trait Querier: Send + Sync {
     /// Series that satisfy every matcher and have samples in `[mint, maxt]`, sorted by labels.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<SeriesSet<'_>, QueryError>;
 
-    /// Sorted label names of the series that satisfy every matcher (all series when empty).
+    /// Sorted label names of the series that satisfy every matcher and have samples in
+    /// `[mint, maxt]`.
+    ///
+    /// With no matchers the head answers from its inverted index, as Prometheus' head does: the
+    /// answer then also holds names of head series that have no sample in the range, or whose
+    /// appends are not committed yet or were rolled back (until the head drops those series).
+    /// `label_values` does the same.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError>;
 
-    /// Sorted values of label `name` on the series that satisfy every matcher.
+    /// Sorted values of label `name` on the series that satisfy every matcher and have samples in
+    /// `[mint, maxt]` (see `label_names` for the case without matchers).
     fn label_values(
         &self,
         name: &str,
