@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 series=${1:-10000}
 duration=${2:-2h}
+# The run starts now and goes forward: kahu serve stores its own collected samples at start-up,
+# and, as Prometheus' head, rejects samples more than an hour older than the newest (out of
+# bounds), so a run ending now would be partly rejected. Both servers get the same start.
+start_ms=$(( $(date +%s) * 1000 ))
 bin=target/release
 work=$(mktemp -d)
 pids=()
@@ -25,7 +29,11 @@ run() { # name pid port
   wait_port "$port"
   sleep 1
   local c0; c0=$(cpu_ticks "$pid")
-  local out; out=$("$bin/kahu-workload" push --url "http://127.0.0.1:$port/api/v1/write" --series "$series" --duration "$duration" --seed 42 2>&1 | tail -1)
+  local out
+  if ! out=$("$bin/kahu-workload" push --url "http://127.0.0.1:$port/api/v1/write" --series "$series" --duration "$duration" --start-ms "$start_ms" --seed 42 2>&1 | tail -1); then
+    echo "push to $name failed: $out" >&2
+    exit 1
+  fi
   local c1; c1=$(cpu_ticks "$pid")
   local samples; samples=$(echo "$out" | sed -n 's/^pushed \([0-9]*\) samples.*/\1/p')
   local secs; secs=$(echo "$out" | sed -n 's/.* in \([0-9.]*\)s:.*/\1/p')
