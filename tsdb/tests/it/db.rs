@@ -209,3 +209,45 @@ fn label_sets_are_validated_against_the_configured_limits() {
     );
     assert_eq!(db.stats().head.rejected.invalid_labels, invalid);
 }
+
+#[test]
+fn head_chunks_are_cut_at_the_sample_count_and_at_block_range_boundaries() {
+    use kahu_tsdb::head::{Head, HeadOptions, HeadQuerier};
+    use kahu_tsdb::{Appender, Querier};
+    let head = std::sync::Arc::new(Head::new(
+        HeadOptions { chunk_range_ms: 1000, samples_per_chunk: 120, ..HeadOptions::default() },
+        false,
+    ));
+    let l = series(1);
+    // (timestamps appended, cuts expected after them)
+    let steps: [(Vec<i64>, u64); 4] = [
+        // 600 samples in [0, 1000): a new chunk every 120 samples.
+        ((0..600).collect(), 4),
+        // The next range starts a new chunk after 10 samples only.
+        ((990..1000).map(|t| t + 10).collect(), 5),
+        // Jumping over two ranges cuts once.
+        (vec![3500, 3501], 6),
+        // Exactly on a boundary.
+        (vec![3999, 4000], 7),
+    ];
+    let mut want = Vec::new();
+    for (ts, cuts) in steps {
+        let mut app = Box::new(head.appender());
+        for &t in &ts {
+            app.append(&l, t, t as f64).unwrap();
+            want.push(Sample::new(t, t as f64));
+        }
+        app.commit().unwrap();
+        assert_eq!(head.stats().chunks_created, cuts, "after {ts:?}");
+    }
+    // Every sample reads back across the chunk boundaries, and `seek` crosses them.
+    let q = HeadQuerier::new(std::sync::Arc::clone(&head));
+    let got = crate::common::dump(&q);
+    assert_eq!(got.get(&l), Some(&want));
+    let s = q.select(&[Matcher::equal("i", "1")], i64::MIN, i64::MAX).unwrap().next().unwrap();
+    let mut it = s.iter();
+    assert_eq!(it.seek(119), Some(Sample::new(119, 119.0)));
+    assert_eq!(it.next(), Some(Sample::new(120, 120.0)));
+    assert_eq!(it.seek(1005), Some(Sample::new(1005, 1005.0)));
+    assert_eq!(it.seek(1010), Some(Sample::new(3500, 3500.0)));
+}
