@@ -107,7 +107,7 @@ impl ExporterConfig {
                 "netdev" => Box::new(node::NetdevCollector::new(procfs)),
                 "pressure" => Box::new(node::PressureCollector::new(procfs)),
                 "uname" => Box::new(node::UnameCollector::new(procfs)),
-                "time" => Box::new(node::TimeCollector),
+                "time" => Box::new(node::TimeCollector::new(&self.paths.sysfs)),
                 "vmstat" => Box::new(node::VmstatCollector::new(procfs)),
                 "netstat" => Box::new(node::NetstatCollector::new(procfs, self.netstat_fields.clone())),
                 "conntrack" => Box::new(node::ConntrackCollector::new(procfs)),

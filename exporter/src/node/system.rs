@@ -86,9 +86,37 @@ impl Collector for UnameCollector {
     }
 }
 
-/// `node_time_seconds`: the pass's wall-clock time.
-#[derive(Debug, Default)]
-pub struct TimeCollector;
+/// `node_time_seconds` (the pass's wall-clock time) and, from
+/// `<sysfs>/devices/system/clocksource/clocksource<N>`, `node_time_clocksource_available_info` and
+/// `node_time_clocksource_current_info` `{device="<N>",clocksource}` as node_exporter has them.
+#[derive(Debug)]
+pub struct TimeCollector {
+    dir: PathBuf,
+}
+
+impl TimeCollector {
+    /// Reads the clock sources under `<sysfs>/devices/system/clocksource`.
+    pub fn new(sysfs: impl Into<PathBuf>) -> Self {
+        TimeCollector { dir: sysfs.into().join("devices/system/clocksource") }
+    }
+
+    /// (device, available, current) of each `clocksource<N>` directory, sorted by device.
+    fn clocksources(&self) -> Vec<(String, String, String)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut out: Vec<(String, String, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let device = name.strip_prefix("clocksource")?.to_string();
+                let available = std::fs::read_to_string(e.path().join("available_clocksource")).ok()?;
+                let current = std::fs::read_to_string(e.path().join("current_clocksource")).ok()?;
+                Some((device, available, current.trim().to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
 
 impl Collector for TimeCollector {
     fn name(&self) -> &'static str {
@@ -99,6 +127,28 @@ impl Collector for TimeCollector {
         batch
             .family("node_time_seconds", "System time in seconds since epoch (1970).", MetricType::Gauge)
             .sample(NO_LABELS, now_ms as f64 / 1000.0);
+        let sources = self.clocksources();
+        if sources.is_empty() {
+            return Ok(());
+        }
+        let fam = batch.family(
+            "node_time_clocksource_available_info",
+            "Available clocksources read from '/sys/devices/system/clocksource'.",
+            MetricType::Gauge,
+        );
+        for (device, available, _) in &sources {
+            for cs in available.split_whitespace() {
+                fam.sample([("clocksource", cs), ("device", device.as_str())], 1.0);
+            }
+        }
+        let fam = batch.family(
+            "node_time_clocksource_current_info",
+            "Current clocksource read from '/sys/devices/system/clocksource'.",
+            MetricType::Gauge,
+        );
+        for (device, _, current) in &sources {
+            fam.sample([("clocksource", current.as_str()), ("device", device.as_str())], 1.0);
+        }
         Ok(())
     }
 }
@@ -363,6 +413,31 @@ impl Collector for ConntrackCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clocksources_are_reported_like_node_exporter() {
+        let sys = tempfile::tempdir().unwrap();
+        let dir = sys.path().join("devices/system/clocksource/clocksource0");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("available_clocksource"), "kvm-clock tsc acpi_pm \n").unwrap();
+        std::fs::write(dir.join("current_clocksource"), "kvm-clock\n").unwrap();
+        let mut batch = Batch::new();
+        TimeCollector::new(sys.path()).collect(&mut batch, 1_700_000_000_500).unwrap();
+        let text =
+            crate::exposition::encode(std::sync::Arc::new(batch), crate::exposition::Format::Text).unwrap();
+        for line in [
+            "node_time_seconds 1700000000.5",
+            r#"node_time_clocksource_available_info{clocksource="acpi_pm",device="0"} 1"#,
+            r#"node_time_clocksource_available_info{clocksource="tsc",device="0"} 1"#,
+            r#"node_time_clocksource_current_info{clocksource="kvm-clock",device="0"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line || l == format!("{line}.0")), "{line} in\n{text}");
+        }
+        // No clocksource directory (a fixture, a container without /sys): the time alone.
+        let mut batch = Batch::new();
+        TimeCollector::new(sys.path().join("nothing")).collect(&mut batch, 0).unwrap();
+        assert_eq!(batch.sample_count(), 1);
+    }
 
     #[test]
     fn netstat_pairs_of_lines() {
