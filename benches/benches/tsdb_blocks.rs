@@ -150,7 +150,7 @@ fn select_100k(c: &mut Criterion) {
             vec![eq("__name__", NAMES[1]), eq("namespace", "ns-3"), ne("container", "")],
             909,
         ),
-        ("name_and_pod_regex_prefix", vec![eq("__name__", NAMES[2]), re("pod", "app-1-.*")], 103),
+        ("name_and_pod_regex_prefix", vec![eq("__name__", NAMES[2]), re("pod", "app-1-.*")], 104),
         ("name_only", vec![eq("__name__", NAMES[0])], 10_000),
     ];
     let (mint, maxt) = (start, start + HOUR);

@@ -86,21 +86,8 @@ fn serve_persists_the_head_into_blocks_and_both_query_paths_read_them() {
         }
     }
     let server = crate::harness::TestServer::start(dir.path(), &["--storage.tsdb.retention.time", "30d"]);
-    let mut loaded = 0.0;
     // Persisting runs in the background; a loaded CI machine may take a while.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::time::Instant::now() < deadline {
-        let body = server.get("/metrics").text();
-        loaded = body
-            .lines()
-            .find_map(|l| l.strip_prefix("kahu_tsdb_blocks_loaded "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if loaded >= 2.0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let loaded = wait_for_metric(&server, "kahu_tsdb_blocks_loaded", |v| v >= 2.0);
     assert!(loaded >= 2.0, "blocks loaded: {loaded}");
     let old = (start + 3_600_000) / 1000;
     let v = server.get(&format!("/api/v1/query?query=count(persist_test)&time={old}")).json();
@@ -134,4 +121,55 @@ fn serve_persists_the_head_into_blocks_and_both_query_paths_read_them() {
         .filter(|n| n.len() == 26)
         .count();
     assert!(blocks >= 2, "{blocks}");
+}
+
+/// A block whose checksum fails is quarantined by `kahu serve` at start (a counter, the rest
+/// serving) and `kahu tsdb verify` still names it.
+#[test]
+fn serve_quarantines_a_damaged_block_and_verify_names_it() {
+    let (dir, ids) = data_dir_with_blocks();
+    let index = dir.path().join(&ids[0]).join("index");
+    let mut bytes = std::fs::read(&index).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 4;
+    std::fs::write(&index, bytes).unwrap();
+    let server = crate::harness::TestServer::start(dir.path(), &[]);
+    assert_eq!(wait_for_metric(&server, "kahu_tsdb_blocks_quarantined_total", |_| true), 1.0);
+    assert_eq!(wait_for_metric(&server, "kahu_tsdb_blocks_loaded", |_| true), 1.0);
+    let v = server.get("/api/v1/query?query=count(m0)&time=8000").json();
+    assert_eq!(v["data"]["result"][0]["value"][1], "17", "the other block still serves: {v}");
+    assert!(server.terminate().success());
+    assert!(dir.path().join("quarantine").join(&ids[0]).is_dir());
+    let out =
+        Command::new(kahu_bin()).args(["tsdb", "verify", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("QUARANTINED  {}", dir.path().join("quarantine").join(&ids[0]).display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 blocks checked, 1 damaged"), "{stdout}");
+}
+
+/// Polls `/metrics` (up to 120 s: the first collection pass must finish, and a loaded CI
+/// machine may be slow) until `name` has a
+/// value that `done` accepts; returns the last value seen (NaN if none).
+fn wait_for_metric(server: &crate::harness::TestServer, name: &str, done: impl Fn(f64) -> bool) -> f64 {
+    let mut last = f64::NAN;
+    for _ in 0..1200 {
+        let r = server.get("/metrics");
+        if r.status == 200 {
+            let prefix = format!("{name} ");
+            if let Some(v) =
+                r.text().lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse::<f64>().ok())
+            {
+                last = v;
+                if done(v) {
+                    return v;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last
 }

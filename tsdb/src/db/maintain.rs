@@ -149,10 +149,18 @@ impl Db {
         let _one = self.maintenance.lock();
         let mut summary = MaintainSummary::default();
         let c = &self.blocks.counters;
-        while let Some(done) = self.persist_once().inspect_err(|_| {
+        let mut truncated_before = None;
+        while let Some((written, maxt)) = self.persist_once().inspect_err(|_| {
             c.persist_failed.fetch_add(1, Ordering::Relaxed);
         })? {
-            summary.persisted += u64::from(done);
+            summary.persisted += u64::from(written);
+            truncated_before = Some(maxt);
+        }
+        // One checkpoint for every range persisted in this pass.
+        if let Some(t) = truncated_before {
+            self.checkpoint_wal(t).inspect_err(|_| {
+                c.persist_failed.fetch_add(1, Ordering::Relaxed);
+            })?;
         }
         if self.opts.compaction {
             while self.compact_once().inspect_err(|_| {
@@ -192,10 +200,10 @@ impl Db {
     }
 
     /// Persists the head's oldest block range if the head spans more than 1.5 ranges: writes
-    /// it as a block, publishes the block, waits for queriers that may not see it, drops the
-    /// range from the head and checkpoints the WAL. `None` when there was nothing to do;
-    /// `Some(false)` when the range held no sample.
-    fn persist_once(&self) -> Result<Option<bool>, MaintainError> {
+    /// it as a block, publishes the block, waits for queriers that may not see it, and drops
+    /// the range from the head. `None` when there was nothing to do; otherwise whether a block
+    /// was written (the range may hold no sample) and the range's end.
+    fn persist_once(&self) -> Result<Option<(bool, i64)>, MaintainError> {
         let range = self.opts.head.chunk_range_ms;
         let Some((min, max)) = self.head.stats_range() else { return Ok(None) };
         if max.saturating_sub(min) <= range / 2 * 3 {
@@ -241,16 +249,21 @@ impl Db {
         }
         let t = self.head.truncate_before(maxt);
         tracing::debug!(samples = t.samples, series = t.series, before = maxt, "head truncated");
-        if let Some(wal) = self.head.wal() {
-            let upto = wal.cut_segment()?;
-            let head = Arc::clone(&self.head);
-            let cp = checkpoint(wal.dir(), upto, |r| head.has_series_ref(r), maxt)?;
-            self.wal_counters.segments.fetch_sub(cp.segments_deleted, Ordering::Relaxed);
-            self.wal_counters.bytes.fetch_sub(cp.bytes_deleted, Ordering::Relaxed);
-            self.blocks.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(?cp, "WAL checkpointed");
-        }
-        Ok(Some(persisted))
+        Ok(Some((persisted, maxt)))
+    }
+
+    /// Closes the current WAL segment and folds everything up to it into a checkpoint that
+    /// keeps the series still in the head and the samples from `min_time` on.
+    fn checkpoint_wal(&self, min_time: i64) -> Result<(), MaintainError> {
+        let Some(wal) = self.head.wal() else { return Ok(()) };
+        let upto = wal.cut_segment()?;
+        let head = Arc::clone(&self.head);
+        let cp = checkpoint(wal.dir(), upto, |r| head.has_series_ref(r), min_time)?;
+        self.wal_counters.segments.fetch_sub(cp.segments_deleted, Ordering::Relaxed);
+        self.wal_counters.bytes.fetch_sub(cp.bytes_deleted, Ordering::Relaxed);
+        self.blocks.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?cp, "WAL checkpointed");
+        Ok(())
     }
 
     fn infos(blocks: &[Arc<Block>]) -> Vec<BlockInfo> {
