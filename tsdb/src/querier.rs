@@ -110,22 +110,32 @@ impl<'a> SliceIter<'a> {
 
 impl SampleIter for SliceIter<'_> {
     fn next(&mut self) -> Option<Sample> {
-        let s = self.samples.get(self.pos).copied();
-        if s.is_some() {
-            self.pos += 1;
-        }
-        s
+        slice_next(self.samples, &mut self.pos)
     }
 
     fn seek(&mut self, t: i64) -> Option<Sample> {
-        // The current sample is the one `next` returned last (at pos - 1).
-        let start = self.pos.saturating_sub(1);
-        let rest = self.samples.get(start..).unwrap_or(&[]);
-        let i = start + rest.partition_point(|s| s.t < t);
-        let s = self.samples.get(i).copied();
-        self.pos = if s.is_some() { i + 1 } else { self.samples.len() };
-        s
+        slice_seek(self.samples, &mut self.pos, t)
     }
+}
+
+/// `next` over sorted `samples` where `pos` is the index of the sample `next` returns.
+pub(crate) fn slice_next(samples: &[Sample], pos: &mut usize) -> Option<Sample> {
+    let s = samples.get(*pos).copied();
+    if s.is_some() {
+        *pos += 1;
+    }
+    s
+}
+
+/// `seek` over sorted `samples`; never moves backwards from the sample `next` returned last.
+pub(crate) fn slice_seek(samples: &[Sample], pos: &mut usize, t: i64) -> Option<Sample> {
+    // The current sample is the one `next` returned last (at pos - 1).
+    let start = pos.saturating_sub(1);
+    let rest = samples.get(start..).unwrap_or(&[]);
+    let i = start + rest.partition_point(|s| s.t < t);
+    let s = samples.get(i).copied();
+    *pos = if s.is_some() { i + 1 } else { samples.len() };
+    s
 }
 
 #[cfg(test)]

@@ -143,20 +143,11 @@ impl VecIter {
 
 impl SampleIter for VecIter {
     fn next(&mut self) -> Option<Sample> {
-        let s = self.samples.get(self.pos).copied();
-        if s.is_some() {
-            self.pos += 1;
-        }
-        s
+        crate::querier::slice_next(&self.samples, &mut self.pos)
     }
 
     fn seek(&mut self, t: i64) -> Option<Sample> {
-        let start = self.pos.saturating_sub(1);
-        let rest = self.samples.get(start..).unwrap_or(&[]);
-        let i = start + rest.partition_point(|s| s.t < t);
-        let s = self.samples.get(i).copied();
-        self.pos = if s.is_some() { i + 1 } else { self.samples.len() };
-        s
+        crate::querier::slice_seek(&self.samples, &mut self.pos, t)
     }
 
     fn err(&self) -> Option<&QueryError> {
