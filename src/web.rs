@@ -16,6 +16,8 @@ use parking_lot::Mutex;
 
 use crate::cli::{Cli, ServeArgs};
 
+mod admin;
+
 /// Flags of the HTTP API, as Prometheus names them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebArgs {
@@ -150,6 +152,7 @@ pub fn api_state(
     state.start_time = SystemTime::now();
     state.targets = Some(collection);
     state.tsdb_status = Some(Arc::new(DbStatus(Arc::clone(db))));
+    state.admin = Some(Arc::new(admin::DbAdmin(Arc::clone(db))));
     Ok(state)
 }
 

@@ -3,6 +3,7 @@
 // Test code may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+mod admin_api;
 mod api;
 mod capture;
 mod containerd;

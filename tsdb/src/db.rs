@@ -1,6 +1,7 @@
 //! `Db`: a data directory and the store inside it: the head and its WAL, and the blocks the
 //! head's older data is persisted into, compacted and expired by background maintenance.
 
+mod admin;
 mod blocks;
 mod maintain;
 
@@ -12,6 +13,8 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+pub use admin::AdminError;
+use admin::DbTombstones;
 use blocks::BlockSet;
 pub use blocks::QUARANTINE_DIR;
 pub use maintain::{MaintainError, MaintainSummary, MaintenanceHandle};
@@ -189,7 +192,9 @@ pub struct Db {
     metadata: Arc<MetadataStore>,
     blocks: BlockSet,
     opts: Options,
-    /// Serializes maintenance passes.
+    /// Deleted ranges of the head's and the blocks' series.
+    stones: DbTombstones,
+    /// Serializes maintenance passes and admin operations.
     maintenance: Mutex<()>,
     // Held for the lifetime of the Db; the OS releases the lock when the file is closed.
     _lock: Option<File>,
@@ -230,6 +235,13 @@ impl Db {
         let cache = FrameCache::new(opts.frame_cache_bytes);
         let loaded = blocks::load(&dir, &cache, true)
             .map_err(|source| OpenError::Blocks { path: dir.clone(), source })?;
+        let with_stones = admin::load_block_tombstones(&dir, loaded.blocks, true);
+        let loaded = blocks::Loaded {
+            blocks: with_stones.blocks,
+            quarantined: loaded.quarantined + with_stones.quarantined,
+        };
+        let stones = DbTombstones::default();
+        *stones.blocks.write() = with_stones.stones;
         let head = Arc::new(Head::new(opts.head.clone(), false));
         // What the blocks hold is not replayed into the head again.
         if let Some(t) = loaded.blocks.iter().map(|b| b.meta().max_time).max() {
@@ -240,8 +252,12 @@ impl Db {
         let counters = Arc::new(WalCounters::default());
         let wal_dir = dir.join("wal");
         let started = Instant::now();
-        let summary = wal::replay(&wal_dir, false, &counters, |recs| head.apply_replayed(recs))
-            .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
+        let mut head_stones = crate::tombstones::Tombstones::default();
+        let summary = wal::replay(&wal_dir, false, &counters, |recs| {
+            head.apply_replayed(admin::take_replayed_tombstones(recs, &mut head_stones));
+        })
+        .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
+        *stones.head.write() = Arc::new(head_stones);
         let replay_seconds = started.elapsed().as_secs_f64();
         let st = head.stats();
         tracing::info!(
@@ -270,6 +286,7 @@ impl Db {
             metadata: Default::default(),
             blocks: block_set,
             opts,
+            stones,
             maintenance: Mutex::new(()),
             _lock: Some(lock),
         })
@@ -305,6 +322,10 @@ impl Db {
         let cache = FrameCache::new(opts.frame_cache_bytes);
         let loaded = blocks::load(dir, &cache, false)
             .map_err(|source| OpenError::Blocks { path: dir.to_path_buf(), source })?;
+        let with_stones = admin::load_block_tombstones(dir, loaded.blocks, false);
+        let loaded = blocks::Loaded { blocks: with_stones.blocks, quarantined: 0 };
+        let stones = DbTombstones::default();
+        *stones.blocks.write() = with_stones.stones;
         let head = Arc::new(Head::new(HeadOptions::default(), true));
         if let Some(t) = loaded.blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(t);
@@ -312,8 +333,12 @@ impl Db {
         let counters = Arc::new(WalCounters::default());
         let wal_dir = dir.join("wal");
         let started = Instant::now();
-        wal::replay(&wal_dir, true, &counters, |recs| head.apply_replayed(recs))
-            .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
+        let mut head_stones = crate::tombstones::Tombstones::default();
+        wal::replay(&wal_dir, true, &counters, |recs| {
+            head.apply_replayed(admin::take_replayed_tombstones(recs, &mut head_stones));
+        })
+        .map_err(|source| OpenError::ReadWal { path: wal_dir.clone(), source })?;
+        *stones.head.write() = Arc::new(head_stones);
         let replay_seconds = started.elapsed().as_secs_f64();
         Ok(Db {
             dir: dir.to_path_buf(),
@@ -323,6 +348,7 @@ impl Db {
             metadata: Default::default(),
             blocks: BlockSet::new(loaded.blocks, cache),
             opts,
+            stones,
             maintenance: Mutex::new(()),
             _lock: None,
         })

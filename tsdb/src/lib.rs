@@ -62,13 +62,14 @@ mod mem;
 pub mod metadata;
 pub mod model;
 pub mod querier;
+pub mod tombstones;
 mod validate;
 pub mod wal;
 
 pub use appender::{AppendError, Appendable, Appender, CommitError, CommitSummary};
 pub use db::{
-    BlocksStats, DEFAULT_RETENTION_MS, Db, MaintainError, MaintainSummary, MaintenanceHandle, OpenError,
-    Options, QUARANTINE_DIR, TsdbStats, WalStats,
+    AdminError, BlocksStats, DEFAULT_RETENTION_MS, Db, MaintainError, MaintainSummary, MaintenanceHandle,
+    OpenError, Options, QUARANTINE_DIR, TsdbStats, WalStats,
 };
 pub use head::{HeadOptions, HeadStats, LabelLimits, RejectedStats};
 pub use mem::MemHead;

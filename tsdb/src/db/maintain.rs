@@ -10,11 +10,10 @@ use std::time::Duration;
 use super::Db;
 use super::blocks::{DbQuerier, delete_block_dir};
 use crate::block::meta::{Compaction, ParentRef};
-use crate::block::{Block, BlockError, BlockSpec, BlockWriteError, BlocksQuerier, MergeQuerier, write_block};
+use crate::block::{Block, BlockError, BlockSpec, BlockWriteError, MergeQuerier, write_block};
 use crate::compact::{self, BlockInfo};
-use crate::head::HeadQuerier;
 use crate::model::{Labels, Sample};
-use crate::querier::{Querier, QueryError};
+use crate::querier::QueryError;
 use crate::wal::WalError;
 use crate::wal::checkpoint::checkpoint;
 
@@ -96,7 +95,7 @@ fn crash_hook(point: &str) {
 }
 
 /// Collects each series' samples, remembering the first read error (which stops the write).
-fn drain<'a>(
+pub(super) fn drain<'a>(
     set: crate::querier::SeriesSet<'a>,
     err: &'a mut Option<QueryError>,
     compacting: bool,
@@ -131,11 +130,8 @@ impl Db {
     pub(crate) fn db_querier(&self) -> DbQuerier {
         let guard = self.blocks.readers.register();
         let blocks = self.blocks.snapshot();
-        let head: Box<dyn Querier> = Box::new(HeadQuerier::new(Arc::clone(&self.head)));
-        let mut parts = vec![head];
-        if !blocks.is_empty() {
-            parts.push(Box::new(BlocksQuerier::new(blocks.to_vec())));
-        }
+        let mut parts = vec![self.head_querier_filtered()];
+        parts.extend(self.blocks_querier_filtered(&blocks));
         DbQuerier { inner: MergeQuerier::new(parts), _guard: guard }
     }
 
@@ -215,7 +211,8 @@ impl Db {
         self.head.seal_before(maxt);
         let mut err = None;
         let written = {
-            let q = HeadQuerier::new(Arc::clone(&self.head));
+            // Through the tombstones: deleted samples are not persisted.
+            let q = self.head_querier_filtered();
             let set = q.select(&[], mint, maxt - 1).map_err(|source| MaintainError::Read {
                 min_time: mint,
                 max_time: maxt,
@@ -248,6 +245,7 @@ impl Db {
             );
         }
         let t = self.head.truncate_before(maxt);
+        self.stones.truncate_head_before(maxt);
         tracing::debug!(samples = t.samples, series = t.series, before = maxt, "head truncated");
         Ok(Some((persisted, maxt)))
     }
@@ -317,7 +315,8 @@ impl Db {
             },
         };
         let mut err = None;
-        let q = BlocksQuerier::new(sources.clone());
+        // Through the sources' tombstones: deleted samples are left out of the new block.
+        let Some(q) = self.blocks_querier_filtered(&sources) else { return Ok(false) };
         let set = q.select(&[], min, max - 1).map_err(|source| MaintainError::Read {
             min_time: min,
             max_time: max,
@@ -345,6 +344,7 @@ impl Db {
             "blocks compacted"
         );
         self.blocks.swap(new_block, &chosen);
+        self.stones.forget_blocks(&chosen);
         for b in &sources {
             delete_block_dir(b.dir())
                 .map_err(|source| MaintainError::Delete { ulid: b.meta().ulid.clone(), source })?;
@@ -368,6 +368,7 @@ impl Db {
             return Ok(0);
         }
         self.blocks.swap(None, &doomed);
+        self.stones.forget_blocks(&doomed);
         for b in blocks.iter().filter(|b| doomed.contains(&b.meta().ulid)) {
             tracing::info!(ulid = %b.meta().ulid, min_time = b.meta().min_time, max_time = b.meta().max_time, "deleting block beyond retention");
             delete_block_dir(b.dir())

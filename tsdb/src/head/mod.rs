@@ -415,6 +415,8 @@ impl Head {
                         self.counters.replayed_samples.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                // Kept by the Db (see `tombstones.rs`), not by the head.
+                Record::Tombstones(_) => {}
             }
         }
     }

@@ -79,6 +79,7 @@ pub fn checkpoint(
                 let Ok(records) = record::decode_payload(payload) else { continue };
                 begin_frame(&mut buf);
                 let mut samples: Vec<RefSample> = Vec::new();
+                let mut stones = Vec::new();
                 let mut enc = SeriesEncoder::new(&mut buf);
                 let mut any_series = false;
                 for rec in records {
@@ -93,12 +94,17 @@ pub fn checkpoint(
                         Record::Samples(s) => {
                             samples.extend(s.into_iter().filter(|s| s.t >= min_time && keep(s.sref)));
                         }
+                        Record::Tombstones(t) => {
+                            // Older deletions are already applied to the blocks persisted.
+                            stones.extend(t.into_iter().filter(|(_, iv)| iv.maxt >= min_time));
+                        }
                     }
                 }
                 enc.finish();
                 summary.samples += samples.len() as u64;
                 record::encode_samples(&mut buf, &samples);
-                if any_series || !samples.is_empty() {
+                record::encode_tombstones(&mut buf, &stones);
+                if any_series || !samples.is_empty() || !stones.is_empty() {
                     out.log(&mut buf)?;
                 }
             }

@@ -8,7 +8,7 @@ use crate::model::{Label, Labels};
 pub const REC_SERIES: u8 = 1;
 /// Record type of a samples record.
 pub const REC_SAMPLES: u8 = 2;
-/// Record type reserved for tombstones.
+/// Record type of a tombstones record (deleted ranges of head series).
 pub const REC_TOMBSTONES: u8 = 3;
 
 /// A payload could not be decoded.
@@ -60,6 +60,8 @@ pub enum Record {
     Series(Vec<(u64, Labels)>),
     /// Samples.
     Samples(Vec<RefSample>),
+    /// Deleted ranges: series labels and inclusive interval.
+    Tombstones(Vec<(Labels, crate::tombstones::Interval)>),
 }
 
 /// Appends an unsigned LEB128 varint.
@@ -117,6 +119,18 @@ impl<'a> SeriesEncoder<'a> {
         self.out.extend_from_slice(&head);
         self.out.extend_from_slice(&self.body);
     }
+}
+
+/// Appends a tombstones record to `out` (nothing when `stones` is empty).
+pub fn encode_tombstones(out: &mut Vec<u8>, stones: &[(Labels, crate::tombstones::Interval)]) {
+    if stones.is_empty() {
+        return;
+    }
+    let mut body = Vec::new();
+    crate::tombstones::encode_wal_body(&mut body, stones);
+    out.push(REC_TOMBSTONES);
+    put_uvarint(out, body.len() as u64);
+    out.extend_from_slice(&body);
 }
 
 /// Appends a samples record to `out`.
@@ -240,6 +254,12 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Record>, RecordError> {
                     }
                 }
                 Record::Samples(samples)
+            }
+            REC_TOMBSTONES => {
+                let stones = crate::tombstones::decode_wal_body(body)
+                    .map_err(|_| RecordError::Truncated { offset: body_off })?;
+                b.off = body.len();
+                Record::Tombstones(stones)
             }
             _ => return Err(RecordError::UnknownType { rtype, offset: start }),
         };

@@ -5,6 +5,7 @@
 // Test code may fail loudly: a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+mod admin;
 mod blocks;
 mod common;
 mod concurrency;

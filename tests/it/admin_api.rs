@@ -1,0 +1,227 @@
+//! `/api/v1/admin/tsdb/*` through `kahu serve --web.enable-admin-api`: data remote-written,
+//! a series range deleted and gone from queries, still gone after a restart, snapshots that open
+//! as data directories, clean_tombstones.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kahu_tsdb::model::Matcher;
+use kahu_tsdb::{Db, Queryable};
+use serde_json::{Value, json};
+
+use crate::harness::{Response, TestServer};
+
+const STEP_MS: i64 = 15_000;
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A snappy-compressed remote-write 1.0 request: `adm_test{series=NAME}` for each name, one
+/// sample every 15 s from `t0`, 40 samples, value = index.
+fn write_request(names: &[&str], t0: i64) -> Vec<u8> {
+    use kahu_query::api::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message;
+    let req = WriteRequest {
+        timeseries: names
+            .iter()
+            .map(|name| TimeSeries {
+                labels: vec![
+                    Label { name: "__name__".into(), value: "adm_test".into() },
+                    Label { name: "series".into(), value: (*name).into() },
+                ],
+                samples: (0..40).map(|i| Sample { value: i as f64, timestamp: t0 + i * STEP_MS }).collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap()
+}
+
+/// Timestamps (ms) of the raw samples of each `adm_test` series, from an instant query of
+/// `adm_test[15m]` at `at`.
+fn raw_samples(server: &TestServer, at: i64) -> Vec<(String, Vec<i64>)> {
+    let r =
+        server.get(&format!("/api/v1/query?query={}&time={}", encode("adm_test[15m]"), at as f64 / 1000.0));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let mut out: Vec<(String, Vec<i64>)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let ts = s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap() * 1000.0).round() as i64)
+                .collect();
+            (s["metric"]["series"].as_str().unwrap().to_string(), ts)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn range_series(server: &TestServer, start: i64, end: i64) -> Vec<String> {
+    let r = server.get(&format!(
+        "/api/v1/query_range?query=adm_test&start={}&end={}&step=15",
+        start as f64 / 1000.0,
+        end as f64 / 1000.0
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut names: Vec<String> = r.json()["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metric"]["series"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn post(server: &TestServer, path: &str) -> Response {
+    server.request("POST", path, &[], b"")
+}
+
+#[test]
+fn delete_series_snapshot_and_clean_tombstones_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--web.enable-admin-api", "--collect.interval", "1h"];
+    let server = TestServer::start(dir.path(), &args);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t0 = (now - 12 * 60_000) / 1000 * 1000;
+    let end = t0 + 39 * STEP_MS;
+    let r = server.request(
+        "POST",
+        "/api/v1/write",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ],
+        &write_request(&["a", "b", "c"], t0),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let all: Vec<i64> = (0..40).map(|i| t0 + i * STEP_MS).collect();
+    assert_eq!(range_series(&server, t0, end), ["a", "b", "c"]);
+
+    // Errors first: no match[], a bad selector, a bad time: nothing is deleted.
+    let r = post(&server, "/api/v1/admin/tsdb/delete_series");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"status": "error", "errorType": "bad_data", "error": "no match[] parameter provided"})
+    );
+    let r = post(&server, "/api/v1/admin/tsdb/delete_series?match[]=%7B");
+    assert_eq!((r.status, r.json()["errorType"].clone()), (400, json!("bad_data")), "{}", r.text());
+    let r = post(&server, "/api/v1/admin/tsdb/delete_series?match[]=adm_test&start=yesterday");
+    assert_eq!((r.status, r.json()["errorType"].clone()), (400, json!("bad_data")), "{}", r.text());
+    assert_eq!(range_series(&server, t0, end), ["a", "b", "c"]);
+
+    // Series a entirely (PUT, form body), series b from sample 10 to sample 19 (POST, query).
+    let r = server.request(
+        "PUT",
+        "/api/v1/admin/tsdb/delete_series",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("match[]={}", encode("adm_test{series=\"a\"}")).as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(r.body.is_empty());
+    let (from, to) = (t0 + 10 * STEP_MS, t0 + 19 * STEP_MS);
+    let r = post(
+        &server,
+        &format!(
+            "/api/v1/admin/tsdb/delete_series?match[]={}&start={}&end={}",
+            encode("{__name__=\"adm_test\",series=\"b\"}"),
+            from as f64 / 1000.0,
+            to as f64 / 1000.0
+        ),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let b_left: Vec<i64> = all.iter().copied().filter(|t| *t < from || *t > to).collect();
+    let want = vec![("b".to_string(), b_left.clone()), ("c".to_string(), all.clone())];
+    assert_eq!(range_series(&server, t0, end), ["b", "c"], "query_range no longer returns series a");
+    assert_eq!(raw_samples(&server, end), want);
+    // /api/v1/series no longer lists a.
+    let r =
+        server.get(&format!("/api/v1/series?match[]=adm_test&start={}&end={}", t0 / 1000, end / 1000 + 1));
+    let listed: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["series"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, ["b", "c"], "{}", r.text());
+
+    // Restart: the deletion was logged.
+    assert!(server.terminate().success());
+    let server = TestServer::start(dir.path(), &args);
+    assert_eq!(range_series(&server, t0, end), ["b", "c"], "after restart");
+    assert_eq!(raw_samples(&server, end), want, "after restart");
+
+    // Snapshots.
+    let r = post(&server, "/api/v1/admin/tsdb/snapshot");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = r.json();
+    assert_eq!(v["status"], "success");
+    let name = v["data"]["name"].as_str().unwrap().to_string();
+    assert!(regex::Regex::new(r"^\d{8}T\d{6}Z-[0-9a-f]{16}$").unwrap().is_match(&name), "{name}");
+    assert_eq!(v, json!({"status": "success", "data": {"name": name}}));
+    let snap = dir.path().join("snapshots").join(&name);
+    let r = server.request("PUT", "/api/v1/admin/tsdb/snapshot?skip_head=true", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let skipped = dir.path().join("snapshots").join(r.json()["data"]["name"].as_str().unwrap());
+    let r = post(&server, "/api/v1/admin/tsdb/snapshot?skip_head=maybe");
+    assert_eq!((r.status, r.json()["errorType"].clone()), (400, json!("bad_data")), "{}", r.text());
+
+    // clean_tombstones: 204, and the data stays as it was.
+    let r = server.request("PUT", "/api/v1/admin/tsdb/clean_tombstones", &[], b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(raw_samples(&server, end), want, "after clean_tombstones");
+    drop(server);
+
+    // The snapshot is a data directory: the Db and `kahu query --data-dir` read it.
+    let read = |dir: &std::path::Path| -> Vec<(String, Vec<i64>)> {
+        let db = Db::open_read_only(dir).unwrap();
+        let q = db.querier().unwrap();
+        let mut out = Vec::new();
+        for s in q.select(&[Matcher::equal("__name__", "adm_test")], i64::MIN, i64::MAX).unwrap() {
+            let mut it = s.iter();
+            let mut ts = Vec::new();
+            while let Some(x) = it.next() {
+                ts.push(x.t);
+            }
+            out.push((s.labels().get("series").unwrap().to_string(), ts));
+        }
+        out
+    };
+    assert_eq!(read(&snap), want, "snapshot with head");
+    assert_eq!(read(&skipped), vec![], "snapshot without head (no block persisted yet)");
+    let out = std::process::Command::new(crate::harness::kahu_bin())
+        .args(["query", "--data-dir"])
+        .arg(&snap)
+        .args([
+            "--output",
+            "json",
+            "--time",
+            &format!("{}", end as f64 / 1000.0),
+            "count_over_time(adm_test[15m])",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut counts: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (s["metric"]["series"].as_str().unwrap().to_string(), s["value"][1].as_str().unwrap().to_string())
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [("b".to_string(), b_left.len().to_string()), ("c".to_string(), "40".to_string())]);
+}
