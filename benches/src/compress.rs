@@ -137,3 +137,123 @@ pub fn breakdown(data: &BTreeMap<Labels, Vec<Sample>>, range_ms: i64) -> Vec<(St
     v.sort_by_key(|x| std::cmp::Reverse(x.2 + x.3));
     v
 }
+
+/// One row of [`breakdown_zstd`]: a kind of chunk and its bytes before and after zstd.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KindBytes {
+    /// The kind: value codec, decimal exponent and whether the mantissas share a divisor.
+    pub kind: String,
+    /// Series-chunks of this kind.
+    pub chunks: u64,
+    /// Samples.
+    pub samples: u64,
+    /// Timestamp bytes (chunk header and timestamp codec) before zstd.
+    pub ts_raw: u64,
+    /// Value bytes (flags, staleness markers, value codec) before zstd.
+    pub val_raw: u64,
+    /// Timestamp bytes after zstd, compressed apart from everything else in 256 KiB frames.
+    pub ts_zstd: u64,
+    /// Value bytes after zstd, likewise.
+    pub val_zstd: u64,
+}
+
+fn value_kind(val: &[u8]) -> String {
+    use kahu_tsdb::block::codec::buf::Dec;
+    let mut d = Dec::new(val);
+    let parse = |d: &mut Dec<'_>| -> Result<String, kahu_tsdb::block::codec::CodecError> {
+        if d.u8()? == 1 {
+            let n = d.uvarint()?;
+            for _ in 0..n {
+                d.uvarint()?;
+            }
+        }
+        Ok(match d.u8()? {
+            1 => "const".to_string(),
+            2 => "raw".to_string(),
+            4 => {
+                let exp = d.u8()?;
+                let exc = d.uvarint()?;
+                for _ in 0..exc {
+                    d.uvarint()?;
+                    d.u64()?;
+                }
+                let t = d.u8()?;
+                if t >= 1 {
+                    d.varint()?;
+                }
+                if t == 2 {
+                    d.varint()?;
+                }
+                let g = d.uvarint()?;
+                let t = ["plain", "delta", "dod"].get(usize::from(t)).copied().unwrap_or("?");
+                format!("decimal e{exp} {t}{}", if g > 1 { " gcd>1" } else { "" })
+            }
+            c => format!("codec {c}"),
+        })
+    };
+    parse(&mut d).unwrap_or_else(|e| format!("unparsed: {e}"))
+}
+
+fn zstd_frames(parts: &[Vec<u8>], level: i32) -> u64 {
+    let mut total = 0u64;
+    let mut frame = Vec::new();
+    let flush = |frame: &mut Vec<u8>, total: &mut u64| {
+        if !frame.is_empty() {
+            *total += zstd::bulk::compress(frame, level).map_or(frame.len(), |c| c.len()) as u64;
+            frame.clear();
+        }
+    };
+    for p in parts {
+        frame.extend_from_slice(p);
+        if frame.len() >= 256 << 10 {
+            flush(&mut frame, &mut total);
+        }
+    }
+    flush(&mut frame, &mut total);
+    total
+}
+
+/// Chunk bytes by kind and by part (timestamps, values), before and after zstd, with every
+/// series cut into `range_ms` chunks (at most 8,192 samples) in index order. Each kind's
+/// timestamps and values are compressed apart, so the zstd figures show what each part costs
+/// on its own (the real frames mix them, which helps timestamps a little).
+pub fn breakdown_zstd(data: &BTreeMap<Labels, Vec<Sample>>, range_ms: i64, level: i32) -> Vec<KindBytes> {
+    use kahu_tsdb::block::codec::{MAX_CHUNK_SAMPLES, encode_chunk};
+    let mut by: BTreeMap<String, (KindBytes, Vec<Vec<u8>>, Vec<Vec<u8>>)> = BTreeMap::new();
+    for s in data.values() {
+        let mut rest: &[Sample] = s;
+        while let Some(first) = rest.first() {
+            let end = first.t.div_euclid(range_ms) * range_ms + range_ms;
+            let n = rest.partition_point(|x| x.t < end).min(MAX_CHUNK_SAMPLES);
+            let (chunk, tail) = rest.split_at(n);
+            let mut full = Vec::new();
+            encode_chunk(&mut full, chunk);
+            let ts_only: Vec<Sample> = chunk.iter().map(|x| Sample::new(x.t, 0.0)).collect();
+            let mut t = Vec::new();
+            encode_chunk(&mut t, &ts_only);
+            let p = t.len().saturating_sub(10).min(full.len());
+            let (ts, val) = full.split_at(p);
+            let kind = value_kind(val);
+            let e = by.entry(kind.clone()).or_insert_with(|| {
+                (KindBytes { kind, ..KindBytes::default() }, Vec::new(), Vec::new())
+            });
+            e.0.chunks += 1;
+            e.0.samples += chunk.len() as u64;
+            e.0.ts_raw += ts.len() as u64;
+            e.0.val_raw += val.len() as u64;
+            e.1.push(ts.to_vec());
+            e.2.push(val.to_vec());
+            rest = tail;
+        }
+    }
+    let mut v: Vec<KindBytes> = by
+        .into_values()
+        .map(|(mut k, ts, val)| {
+            k.ts_zstd = zstd_frames(&ts, level);
+            k.val_zstd = zstd_frames(&val, level);
+            k
+        })
+        .collect();
+    v.sort_by_key(|k| std::cmp::Reverse(k.ts_zstd + k.val_zstd));
+    v
+}

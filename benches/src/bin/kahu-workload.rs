@@ -121,6 +121,10 @@ enum Cmd {
         /// Also print pre-zstd bytes by metric name (2 h chunks).
         #[arg(long)]
         breakdown: bool,
+        /// Also print chunk bytes by kind and part, before and after zstd, for chunks of this
+        /// range (e.g. 2h, 24h).
+        #[arg(long, value_parser = parse_duration)]
+        breakdown_zstd: Option<Duration>,
     },
     /// Pack a capture directory into one compressed canned dataset.
     Pack {
@@ -189,7 +193,7 @@ fn run() -> Result<()> {
                 report.samples as f64 / secs.max(1e-9)
             );
         }
-        Cmd::Blocks { workload, capture, dir, zstd_level, breakdown } => {
+        Cmd::Blocks { workload, capture, dir, zstd_level, breakdown, breakdown_zstd } => {
             let data = match capture {
                 Some(path) => {
                     let c =
@@ -215,6 +219,42 @@ fn run() -> Result<()> {
                     "TOTAL (pre-zstd)",
                     ts as f64 / total as f64,
                     v as f64 / total as f64
+                );
+            }
+            if let Some(range) = breakdown_zstd {
+                let range_ms = i64::try_from(range.as_millis()).context("range too long")?;
+                let rows = kahu_benches::compress::breakdown_zstd(&data, range_ms, zstd_level);
+                let total: u64 = rows.iter().map(|r| r.samples).sum();
+                println!(
+                    "{:<28} {:>7} {:>10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    "kind", "chunks", "samples", "share", "ts raw", "val raw", "ts zst", "val zst", "B/s all"
+                );
+                let per = |b: u64, n: u64| b as f64 / n.max(1) as f64;
+                for r in &rows {
+                    println!(
+                        "{:<28} {:>7} {:>10} {:>6.1}% {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                        r.kind,
+                        r.chunks,
+                        r.samples,
+                        100.0 * r.samples as f64 / total.max(1) as f64,
+                        per(r.ts_raw, r.samples),
+                        per(r.val_raw, r.samples),
+                        per(r.ts_zstd, r.samples),
+                        per(r.val_zstd, r.samples),
+                        per(r.ts_zstd + r.val_zstd, total),
+                    );
+                }
+                let sum = |f: fn(&kahu_benches::compress::KindBytes) -> u64| rows.iter().map(f).sum::<u64>();
+                println!(
+                    "{:<28} {:>7} {total:>10} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                    "TOTAL (B/sample)",
+                    sum(|r| r.chunks),
+                    "",
+                    per(sum(|r| r.ts_raw), total),
+                    per(sum(|r| r.val_raw), total),
+                    per(sum(|r| r.ts_zstd), total),
+                    per(sum(|r| r.val_zstd), total),
+                    per(sum(|r| r.ts_zstd + r.val_zstd), total),
                 );
             }
             let tmp;
