@@ -219,7 +219,9 @@ fn zstd_frames(parts: &[Vec<u8>], level: i32) -> u64 {
 /// on its own (the real frames mix them, which helps timestamps a little).
 pub fn breakdown_zstd(data: &BTreeMap<Labels, Vec<Sample>>, range_ms: i64, level: i32) -> Vec<KindBytes> {
     use kahu_tsdb::block::codec::{MAX_CHUNK_SAMPLES, encode_chunk};
-    let mut by: BTreeMap<String, (KindBytes, Vec<Vec<u8>>, Vec<Vec<u8>>)> = BTreeMap::new();
+    // Per kind: the figures, then every chunk's timestamp bytes and value bytes.
+    type Parts = (KindBytes, Vec<Vec<u8>>, Vec<Vec<u8>>);
+    let mut by: BTreeMap<String, Parts> = BTreeMap::new();
     for s in data.values() {
         let mut rest: &[Sample] = s;
         while let Some(first) = rest.first() {
