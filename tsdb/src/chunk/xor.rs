@@ -33,8 +33,14 @@ impl Default for XorChunk {
 impl XorChunk {
     /// An empty chunk.
     pub fn new() -> Self {
+        Self::with_capacity(32)
+    }
+
+    /// An empty chunk with room for `capacity` bytes (e.g. the size of the series' previous
+    /// chunk) before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
         XorChunk {
-            w: BitWriter::with_prefix(&[0, 0]),
+            w: BitWriter::with_prefix_capacity(&[0, 0], capacity),
             num: 0,
             t: 0,
             t_delta: 0,

@@ -212,10 +212,7 @@ impl<'a> HeadAppender<'a> {
                 for s in &to_log {
                     enc.add(
                         s.sref,
-                        s.labels.chunks_exact(2).map(|ids| match ids {
-                            [n, v] => (syms.get(*n).as_ref(), syms.get(*v).as_ref()),
-                            _ => ("", ""),
-                        }),
+                        s.labels.iter().map(|(n, v)| (syms.get(n).as_ref(), syms.get(v).as_ref())),
                     );
                 }
                 enc.finish();

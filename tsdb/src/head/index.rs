@@ -4,14 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use smallvec::SmallVec;
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use super::postings::Postings;
 use crate::model::{MatchOp, Matcher};
-
-/// Series refs in increasing order. Most label pairs (`id`, `pod`, …) have one series; those
-/// are stored inline.
-pub(crate) type Postings = SmallVec<[u64; 1]>;
 
 /// A series ref and the label pairs it was indexed with.
 pub(crate) type Indexed = (u64, Vec<(Arc<str>, Arc<str>)>);
@@ -19,18 +15,8 @@ pub(crate) type Indexed = (u64, Vec<(Arc<str>, Arc<str>)>);
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     names: HashMap<Arc<str>, BTreeMap<Arc<str>, Postings>, Xxh3Builder>,
-    all: Vec<u64>,
-}
-
-fn insert_sorted(p: &mut Postings, r: u64) {
-    match p.last() {
-        Some(&last) if last >= r => {
-            if let Err(pos) = p.binary_search(&r) {
-                p.insert(pos, r);
-            }
-        }
-        _ => p.push(r),
-    }
+    /// Every series; `None` when there is none.
+    all: Option<Postings>,
 }
 
 impl Index {
@@ -42,21 +28,15 @@ impl Index {
                 None => self.names.entry(Arc::clone(n)).or_default(),
             };
             match values.get_mut(v.as_ref()) {
-                Some(p) => insert_sorted(p, r),
+                Some(p) => p.insert(r),
                 None => {
-                    let mut p = Postings::new();
-                    p.push(r);
-                    values.insert(Arc::clone(v), p);
+                    values.insert(Arc::clone(v), Postings::new(r));
                 }
             }
         }
-        match self.all.last() {
-            Some(&last) if last >= r => {
-                if let Err(pos) = self.all.binary_search(&r) {
-                    self.all.insert(pos, r);
-                }
-            }
-            _ => self.all.push(r),
+        match &mut self.all {
+            Some(all) => all.insert(r),
+            None => self.all = Some(Postings::new(r)),
         }
     }
 
@@ -72,11 +52,10 @@ impl Index {
         for ((n, v), mut refs) in by_pair {
             refs.sort_unstable();
             let Some(values) = self.names.get_mut(n) else { continue };
-            if let Some(p) = values.get_mut(v) {
-                p.retain(|x| refs.binary_search(x).is_err());
-                if p.is_empty() {
-                    values.remove(v);
-                }
+            if let Some(p) = values.get_mut(v)
+                && !p.remove_sorted(&refs)
+            {
+                values.remove(v);
             }
             if values.is_empty() {
                 self.names.remove(n);
@@ -84,12 +63,16 @@ impl Index {
         }
         let mut refs: Vec<u64> = series.iter().map(|(r, _)| *r).collect();
         refs.sort_unstable();
-        self.all.retain(|x| refs.binary_search(x).is_err());
+        if let Some(all) = &mut self.all
+            && !all.remove_sorted(&refs)
+        {
+            self.all = None;
+        }
     }
 
     /// Number of series indexed.
     pub(crate) fn num_series(&self) -> usize {
-        self.all.len()
+        self.all.as_ref().map_or(0, Postings::len)
     }
 
     /// Every label name, sorted.
@@ -158,7 +141,7 @@ impl Index {
                 }
             }
         }
-        let mut out = positive.unwrap_or_else(|| self.all.clone());
+        let mut out = positive.unwrap_or_else(|| self.all.as_ref().map(Postings::to_vec).unwrap_or_default());
         for n in &negative {
             if !n.is_empty() {
                 out = difference(&out, n);
@@ -169,11 +152,12 @@ impl Index {
 
     /// Approximate heap bytes.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let mut b = self.all.capacity() * 8;
+        // A BTreeMap entry (key, list) is 32 bytes in nodes of 11 that are half to fully used.
+        let mut b = self.all.as_ref().map_or(0, Postings::heap_bytes);
         for values in self.names.values() {
             b += 48;
             for p in values.values() {
-                b += 56 + if p.spilled() { p.capacity() * 8 } else { 0 };
+                b += 48 + p.heap_bytes();
             }
         }
         b
@@ -186,7 +170,7 @@ pub(crate) fn union(lists: &[&Postings]) -> Vec<u64> {
         [] => Vec::new(),
         [one] => one.to_vec(),
         _ => {
-            let mut v: Vec<u64> = lists.iter().flat_map(|p| p.iter().copied()).collect();
+            let mut v: Vec<u64> = lists.iter().flat_map(|p| p.iter()).collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -244,9 +228,9 @@ mod tests {
             let bv: Vec<u64> = b.iter().copied().collect();
             prop_assert_eq!(intersect(&av, &bv), a.intersection(&b).copied().collect::<Vec<_>>());
             prop_assert_eq!(difference(&av, &bv), a.difference(&b).copied().collect::<Vec<_>>());
-            let ap: Postings = av.iter().copied().collect();
-            let bp: Postings = bv.iter().copied().collect();
-            prop_assert_eq!(union(&[&ap, &bp]), a.union(&b).copied().collect::<Vec<_>>());
+            let (ap, bp) = (Postings::from_sorted(&av), Postings::from_sorted(&bv));
+            let lists: Vec<&Postings> = [&ap, &bp].into_iter().flatten().collect();
+            prop_assert_eq!(union(&lists), a.union(&b).copied().collect::<Vec<_>>());
         }
 
         /// The index must select exactly what a scan with `Matcher::matches` selects.

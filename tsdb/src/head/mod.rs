@@ -12,6 +12,7 @@
 
 mod append;
 mod index;
+mod postings;
 mod query;
 mod series;
 mod symbols;
@@ -28,7 +29,7 @@ use smallvec::SmallVec;
 pub use append::HeadAppender;
 pub(crate) use append::LabelSource;
 pub use query::{ChunkSampleIter, HeadQuerier};
-use series::{MemSeries, SeriesInner};
+use series::{MemSeries, SeriesInner, SymbolLabels};
 use symbols::Symbols;
 pub use truncate::Truncated;
 
@@ -194,6 +195,12 @@ impl std::fmt::Debug for Head {
     }
 }
 
+/// Estimated heap bytes of a series without its chunks: the series (behind its `Arc`), its
+/// labels, and its slots in the two series maps (hash and ref, ~8 slots for 7 entries).
+pub(crate) fn series_heap_bytes(s: &MemSeries) -> usize {
+    16 + std::mem::size_of::<MemSeries>() + s.labels.heap_bytes() + (8 + 16 + 1 + 8 + 8 + 1) * 8 / 7
+}
+
 fn stripe(h: u64) -> usize {
     (h as usize) & (STRIPES - 1)
 }
@@ -273,13 +280,13 @@ impl Head {
     }
 
     fn same_labels<L: LabelSource + ?Sized>(&self, s: &MemSeries, labels: &L) -> bool {
-        if s.labels.len() != labels.num() * 2 {
+        if s.labels.len() != labels.num() {
             return false;
         }
         let syms = self.symbols.read();
-        s.labels.chunks_exact(2).enumerate().all(|(i, ids)| {
+        s.labels.iter().enumerate().all(|(i, (a, b))| {
             let (n, v) = labels.pair(i);
-            matches!(ids, [a, b] if syms.get(*a).as_ref() == n && syms.get(*b).as_ref() == v)
+            syms.get(a).as_ref() == n && syms.get(b).as_ref() == v
         })
     }
 
@@ -303,7 +310,7 @@ impl Head {
         if let Some(s) = self.find(hash, labels) {
             return (s, false);
         }
-        let mut ids = Vec::with_capacity(labels.num() * 2);
+        let mut ids = Vec::with_capacity(labels.num());
         let mut pairs = Vec::with_capacity(labels.num());
         {
             let mut syms = self.symbols.write();
@@ -313,7 +320,7 @@ impl Head {
                 // overflow to the empty string rather than panic.
                 let ni = syms.intern(n).unwrap_or(0);
                 let vi = syms.intern(v).unwrap_or(0);
-                ids.extend([ni, vi]);
+                ids.push((ni, vi));
                 pairs.push((Arc::clone(syms.get(ni)), Arc::clone(syms.get(vi))));
             }
         }
@@ -326,7 +333,7 @@ impl Head {
         };
         let series = Arc::new(MemSeries {
             sref,
-            labels: ids.into_boxed_slice(),
+            labels: SymbolLabels::new(&ids),
             inner: Mutex::new(SeriesInner::new(false)),
         });
         index.add(sref, &pairs);
@@ -337,8 +344,7 @@ impl Head {
             shard.write().insert(sref, Arc::clone(&series));
         }
         self.counters.series_created.fetch_add(1, Ordering::Relaxed);
-        let n = labels.num();
-        let estimate = std::mem::size_of::<MemSeries>() + 16 + n * 8 + n * 8 + 2 * 32 + 8;
+        let estimate = series_heap_bytes(&series);
         self.counters.heap_bytes.fetch_add(estimate as i64, Ordering::Relaxed);
         (series, true)
     }
@@ -351,11 +357,8 @@ impl Head {
     pub(crate) fn labels_of(&self, s: &MemSeries, syms: &Symbols) -> Labels {
         Labels::from_sorted_unchecked(
             s.labels
-                .chunks_exact(2)
-                .filter_map(|ids| match ids {
-                    [n, v] => Some(Label { name: Arc::clone(syms.get(*n)), value: Arc::clone(syms.get(*v)) }),
-                    _ => None,
-                })
+                .iter()
+                .map(|(n, v)| Label { name: Arc::clone(syms.get(n)), value: Arc::clone(syms.get(v)) })
                 .collect(),
         )
     }

@@ -159,7 +159,7 @@ impl Querier for HeadQuerier {
         let mut ids: Vec<u32> = Vec::new();
         for s in self.matching(matchers) {
             if self.chunks_in_range(&s, mint, maxt).is_some() {
-                ids.extend(s.labels.chunks_exact(2).filter_map(|p| p.first().copied()));
+                ids.extend(s.labels.iter().map(|(n, _)| n));
             }
         }
         ids.sort_unstable();
@@ -188,10 +188,7 @@ impl Querier for HeadQuerier {
         let Some(name_id) = name_id else { return Ok(Vec::new()) };
         let mut ids: Vec<u32> = Vec::new();
         for s in self.matching(matchers) {
-            let Some(v) = s.labels.chunks_exact(2).find_map(|p| match p {
-                [n, v] if *n == name_id => Some(*v),
-                _ => None,
-            }) else {
+            let Some(v) = s.labels.iter().find_map(|(n, v)| (n == name_id).then_some(v)) else {
                 continue;
             };
             if self.chunks_in_range(&s, mint, maxt).is_some() {

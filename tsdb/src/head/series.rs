@@ -15,11 +15,101 @@ pub(crate) struct ClosedChunk {
     pub(crate) data: Arc<[u8]>,
 }
 
-/// A series in the head. `labels` holds symbol ids: name, value, name, value, … sorted by name.
+/// A series' labels as symbol ids, sorted by name: the number of pairs, then name id and value
+/// id of each pair, as LEB128 varints. Names and shared values are interned first and get small
+/// ids, so most ids take one or two bytes instead of four.
+#[derive(Debug)]
+pub(crate) struct SymbolLabels(Box<[u8]>);
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a varint written by `put_uvarint` (0 past the end, which `SymbolLabels::new` never
+/// leaves).
+#[inline]
+fn get_uvarint(bytes: &mut std::slice::Iter<'_, u8>) -> u32 {
+    let mut v = 0u32;
+    let mut shift = 0u32;
+    for &b in bytes.by_ref() {
+        v |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+impl SymbolLabels {
+    /// Encodes `(name id, value id)` pairs.
+    pub(crate) fn new(pairs: &[(u32, u32)]) -> Self {
+        let mut out = Vec::with_capacity(5 + pairs.len() * 10);
+        put_uvarint(&mut out, u32::try_from(pairs.len()).unwrap_or(u32::MAX));
+        for &(n, v) in pairs {
+            put_uvarint(&mut out, n);
+            put_uvarint(&mut out, v);
+        }
+        SymbolLabels(out.into_boxed_slice())
+    }
+
+    /// Number of label pairs.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        get_uvarint(&mut self.0.iter()) as usize
+    }
+
+    /// The `(name id, value id)` pairs, in name order.
+    #[inline]
+    pub(crate) fn iter(&self) -> SymbolPairs<'_> {
+        let mut bytes = self.0.iter();
+        let left = get_uvarint(&mut bytes);
+        SymbolPairs { bytes, left }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Iterator over the pairs of [`SymbolLabels`].
+#[derive(Debug, Clone)]
+pub(crate) struct SymbolPairs<'a> {
+    bytes: std::slice::Iter<'a, u8>,
+    left: u32,
+}
+
+impl Iterator for SymbolPairs<'_> {
+    type Item = (u32, u32);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u32, u32)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let n = get_uvarint(&mut self.bytes);
+        let v = get_uvarint(&mut self.bytes);
+        Some((n, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl ExactSizeIterator for SymbolPairs<'_> {}
+
+/// A series in the head.
 #[derive(Debug)]
 pub(crate) struct MemSeries {
     pub(crate) sref: u64,
-    pub(crate) labels: Box<[u32]>,
+    pub(crate) labels: SymbolLabels,
     pub(crate) inner: Mutex<SeriesInner>,
 }
 
@@ -103,7 +193,10 @@ impl SeriesInner {
     }
 
     fn close_head(&mut self) {
-        let old = std::mem::take(&mut self.head);
+        // The next chunk of a series is usually about as big as the last one: reserve that,
+        // plus a little, so that it rarely reallocates or holds much spare.
+        let len = self.head.bytes().len();
+        let old = std::mem::replace(&mut self.head, XorChunk::with_capacity(len + len / 16));
         self.closed.push(ClosedChunk {
             min_t: self.head_min_t,
             max_t: old.last_t(),
@@ -174,5 +267,21 @@ impl SeriesInner {
     /// Samples in a closed chunk.
     pub(crate) fn closed_len(c: &ClosedChunk) -> u64 {
         num_samples(&c.data) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Ids of every size (one varint byte to five) come back as they went in.
+        #[test]
+        fn symbol_labels_round_trip(pairs in proptest::collection::vec((prop_oneof![0u32..200, any::<u32>()], prop_oneof![0u32..20_000, any::<u32>()]), 0..70)) {
+            let l = SymbolLabels::new(&pairs);
+            prop_assert_eq!(l.len(), pairs.len());
+            prop_assert_eq!(l.iter().collect::<Vec<_>>(), pairs);
+        }
     }
 }

@@ -57,8 +57,7 @@ impl Head {
                 if let Some(shard) = self.by_ref.get(stripe(s.sref)) {
                     shard.write().remove(&s.sref);
                 }
-                let n = labels.len();
-                freed += std::mem::size_of::<super::MemSeries>() + 16 + n * 8 + n * 8 + 2 * 32 + 8;
+                freed += super::series_heap_bytes(s);
                 unindex.push((
                     s.sref,
                     labels.iter().map(|l| (Arc::clone(&l.name), Arc::clone(&l.value))).collect(),
