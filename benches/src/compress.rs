@@ -236,9 +236,9 @@ pub fn breakdown_zstd(data: &BTreeMap<Labels, Vec<Sample>>, range_ms: i64, level
             let p = t.len().saturating_sub(10).min(full.len());
             let (ts, val) = full.split_at(p);
             let kind = value_kind(val);
-            let e = by.entry(kind.clone()).or_insert_with(|| {
-                (KindBytes { kind, ..KindBytes::default() }, Vec::new(), Vec::new())
-            });
+            let e = by
+                .entry(kind.clone())
+                .or_insert_with(|| (KindBytes { kind, ..KindBytes::default() }, Vec::new(), Vec::new()));
             e.0.chunks += 1;
             e.0.samples += chunk.len() as u64;
             e.0.ts_raw += ts.len() as u64;
