@@ -76,14 +76,11 @@ pub enum ValueCodec {
     Raw = 2,
     /// Mantissas of a power of ten, as an integer sequence, plus exceptions.
     Decimal = 4,
-    /// Bit patterns as an integer sequence. Full-precision floats.
-    Bits = 5,
 }
 
 impl ValueCodec {
     /// Every value codec.
-    pub const ALL: [ValueCodec; 4] =
-        [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal, ValueCodec::Bits];
+    pub const ALL: [ValueCodec; 3] = [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal];
 
     /// The id byte.
     pub fn to_code(self) -> u8 {
@@ -129,7 +126,6 @@ enum ValuePlan {
     Const,
     Raw(usize),
     Decimal(values::decimal::Plan),
-    Bits(usize),
 }
 
 impl ValuePlan {
@@ -138,7 +134,6 @@ impl ValuePlan {
             ValuePlan::Const => ValueCodec::Const,
             ValuePlan::Raw(_) => ValueCodec::Raw,
             ValuePlan::Decimal(_) => ValueCodec::Decimal,
-            ValuePlan::Bits(_) => ValueCodec::Bits,
         }
     }
     fn size(&self) -> usize {
@@ -146,7 +141,6 @@ impl ValuePlan {
             ValuePlan::Const => 8,
             ValuePlan::Raw(s) => *s,
             ValuePlan::Decimal(p) => p.size(),
-            ValuePlan::Bits(s) => *s,
         }
     }
 }
@@ -156,7 +150,6 @@ fn value_plan(vals: &[f64], codec: ValueCodec) -> Option<ValuePlan> {
         ValueCodec::Const => values::constant::estimate(vals).map(|_| ValuePlan::Const),
         ValueCodec::Raw => Some(ValuePlan::Raw(values::raw::estimate(vals))),
         ValueCodec::Decimal => values::decimal::plan(vals).map(ValuePlan::Decimal),
-        ValueCodec::Bits => values::bits::estimate(vals).map(ValuePlan::Bits),
     }
 }
 
@@ -218,7 +211,6 @@ fn write(out: &mut Vec<u8>, n: usize, parts: &Parts, tp: &TsPlan, vp: &ValuePlan
         ValuePlan::Const => values::constant::encode(out, &parts.vals),
         ValuePlan::Raw(_) => values::raw::encode(out, &parts.vals),
         ValuePlan::Decimal(p) => p.encode(out),
-        ValuePlan::Bits(_) => values::bits::encode(out, &parts.vals),
     }
 }
 
@@ -332,7 +324,6 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<Sample>, CodecError> {
         ValueCodec::Const => values::constant::decode(&mut d, m)?,
         ValueCodec::Raw => values::raw::decode(&mut d, m)?,
         ValueCodec::Decimal => values::decimal::decode(&mut d, m)?,
-        ValueCodec::Bits => values::bits::decode(&mut d, m)?,
     };
     if d.remaining() > 0 {
         return Err(CodecError::Trailing(d.remaining()));

@@ -1,4 +1,4 @@
-//! Value codecs: `const`, `raw`, `decimal` and `bits`. See `docs/format/chunks.md`, "Value codecs".
+//! Value codecs: `const`, `raw` and `decimal`. See `docs/format/chunks.md`, "Value codecs".
 
 use super::CodecError;
 use super::buf::{Dec, put_uvarint, uvarint_len};
@@ -211,31 +211,5 @@ pub mod decimal {
             }
         }
         Ok(out)
-    }
-}
-
-/// `bits`: the values' IEEE 754 bit patterns as an integer sequence. Full-precision floats that
-/// stay within a few binades (durations, a clock in float seconds) share their sign, exponent and
-/// top mantissa bits, so the sequence's deltas are far narrower than 64 bits.
-pub mod bits {
-    use super::*;
-
-    fn items(vals: &[f64]) -> Vec<i64> {
-        vals.iter().map(|v| v.to_bits() as i64).collect()
-    }
-
-    /// Exact encoded size; `None` when empty.
-    pub fn estimate(vals: &[f64]) -> Option<usize> {
-        (!vals.is_empty()).then(|| ints::estimate(&items(vals)))
-    }
-
-    /// Appends the encoding.
-    pub fn encode(out: &mut Vec<u8>, vals: &[f64]) {
-        ints::encode(out, &items(vals));
-    }
-
-    /// Decodes `n` values.
-    pub fn decode(d: &mut Dec<'_>, n: usize) -> Result<Vec<f64>, CodecError> {
-        Ok(ints::decode(d, n)?.into_iter().map(|b| f64::from_bits(b as u64)).collect())
     }
 }
