@@ -1,6 +1,6 @@
 //! The write boundary: everything that stores samples goes through an [`Appender`].
 
-use crate::model::Labels;
+use crate::model::{Labels, ProtoLabels};
 
 /// Why one sample was not appended. The rest of the batch is unaffected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -85,6 +85,12 @@ pub trait Appender: Send {
     /// [`Labels::from_pairs`] does (sorted, empty values dropped) and then validated.
     fn append_pairs(&mut self, labels: &[(&str, &str)], t: i64, v: f64) -> Result<(), AppendError> {
         self.append(&Labels::from_pairs(labels.iter().copied()), t, v)
+    }
+
+    /// Same as [`Appender::append_pairs`] for labels that come with their remote-write encoding
+    /// (checked canonical by [`ProtoLabels::new`]): the head hashes the encoded bytes at once.
+    fn append_proto(&mut self, labels: &ProtoLabels<'_>, t: i64, v: f64) -> Result<(), AppendError> {
+        self.append_pairs(labels.pairs(), t, v)
     }
 
     /// Makes the batch durable and visible.

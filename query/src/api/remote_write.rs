@@ -15,8 +15,11 @@
 //!
 //! Every answer carries `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`.
 //!
-//! Decoding is zero-copy ([`decode`]): label strings are borrowed from the decompressed buffer
-//! and handed to [`Appender::append_pairs`], so an existing series costs no allocation.
+//! Decoding is zero-copy ([`decode`]): label strings are borrowed from the decompressed buffer,
+//! checked for UTF-8 with one call over each series' label bytes, and handed with those bytes to
+//! [`Appender::append_proto`], so the head hashes a series with one call over contiguous memory
+//! and an existing series costs no allocation. Labels in another encoding (unsorted, empty
+//! values, unusual field layout) take [`Appender::append_pairs`].
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kahu_tsdb::metadata::{Metadata, MetadataStore, MetricType};
+use kahu_tsdb::model::ProtoLabels;
 use kahu_tsdb::{AppendError, Appendable, Appender};
 
 /// What the handler needs.
@@ -92,16 +96,43 @@ pub struct WriteOutcome {
 }
 
 /// One series of a request, borrowed from the message bytes.
-#[derive(Debug, Default)]
-pub struct SeriesRef<'a> {
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesRef<'a, 'b> {
     /// Label pairs as sent.
-    pub labels: Vec<(&'a str, &'a str)>,
+    pub labels: &'b [(&'a str, &'a str)],
+    /// The bytes from the first `labels` field to the end of the last one, as sent (their
+    /// canonical encoding when [`ProtoLabels::new`] accepts them).
+    pub encoded_labels: &'a [u8],
     /// `(timestamp ms, value)` pairs as sent.
-    pub samples: Vec<(i64, f64)>,
+    pub samples: &'b [(i64, f64)],
     /// Exemplars in the series.
     pub exemplars: u64,
     /// Histograms in the series.
     pub histograms: u64,
+}
+
+/// Where one series' parts are in [`Decoded`].
+struct Span<'a> {
+    labels: std::ops::Range<usize>,
+    samples: std::ops::Range<usize>,
+    encoded_labels: &'a [u8],
+    exemplars: u64,
+    histograms: u64,
+}
+
+/// A whole request, decoded into flat lists.
+#[derive(Default)]
+struct Decoded<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+    samples: Vec<(i64, f64)>,
+    series: Vec<Span<'a>>,
+}
+
+/// A label as bytes with their offsets in the message, before the UTF-8 check.
+#[derive(Clone, Copy)]
+struct RawLabel<'a> {
+    name: (&'a [u8], usize),
+    value: (&'a [u8], usize),
 }
 
 struct Reader<'a> {
@@ -124,7 +155,19 @@ impl<'a> Reader<'a> {
         self.off >= self.b.len()
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Tags and most lengths are one byte.
+        if let Some(&byte) = self.b.get(self.off)
+            && byte < 0x80
+        {
+            self.off += 1;
+            return Ok(u64::from(byte));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
         let mut x: u64 = 0;
         for i in 0..10 {
             let Some(&byte) = self.b.get(self.off) else { return Err(self.err("truncated varint")) };
@@ -146,6 +189,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field; returns its bytes and their offset in the message.
+    #[inline]
     fn bytes(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
         let n = usize::try_from(self.varint()?).map_err(|_| self.err("length too large"))?;
         let start = self.off;
@@ -161,6 +205,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Field number and wire type of the next field.
+    #[inline]
     fn key(&mut self) -> Result<(u64, u8), DecodeError> {
         let k = self.varint()?;
         let field = k >> 3;
@@ -187,17 +232,40 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_label(b: &[u8], base: usize) -> Result<(&str, &str), DecodeError> {
+/// A `Label` message. On a malformed label, the strings read before the error are pushed to
+/// `partial` so that an earlier invalid UTF-8 string is reported first, as a streaming decoder
+/// would.
+fn decode_label<'a>(
+    b: &'a [u8],
+    base: usize,
+    partial: &mut Vec<(&'a [u8], usize)>,
+) -> Result<RawLabel<'a>, DecodeError> {
+    // What every sender writes: name then value, one-byte lengths.
+    if let [0x0a, ln, rest @ ..] = b
+        && let Some((name, rest)) = rest.split_at_checked(usize::from(*ln))
+        && let [0x12, lv, value @ ..] = rest
+        && *ln < 0x80
+        && *lv < 0x80
+        && value.len() == usize::from(*lv)
+    {
+        return Ok(RawLabel { name: (name, base + 2), value: (value, base + 4 + name.len()) });
+    }
     let mut r = Reader::new(b, base);
-    let (mut name, mut value) = ("", "");
+    let empty: &'a [u8] = &[];
+    let (mut name, mut value) = ((empty, base), (empty, base));
     while !r.done() {
-        match r.key()? {
-            (1, 2) => name = r.str()?,
-            (2, 2) => value = r.str()?,
-            (_, w) => r.skip(w)?,
+        let step = match r.key() {
+            Ok((1, 2)) => r.bytes().map(|x| name = x),
+            Ok((2, 2)) => r.bytes().map(|x| value = x),
+            Ok((_, w)) => r.skip(w),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = step {
+            partial.extend([name, value]);
+            return Err(e);
         }
     }
-    Ok((name, value))
+    Ok(RawLabel { name, value })
 }
 
 fn decode_sample(b: &[u8], base: usize) -> Result<(i64, f64), DecodeError> {
@@ -213,40 +281,146 @@ fn decode_sample(b: &[u8], base: usize) -> Result<(i64, f64), DecodeError> {
     Ok((t, v))
 }
 
-fn decode_series<'a>(b: &'a [u8], base: usize, out: &mut SeriesRef<'a>) -> Result<(), DecodeError> {
-    out.labels.clear();
-    out.samples.clear();
-    out.exemplars = 0;
-    out.histograms = 0;
-    let mut r = Reader::new(b, base);
-    while !r.done() {
-        match r.key()? {
-            (1, 2) => {
-                let (lb, off) = r.bytes()?;
-                out.labels.push(decode_label(lb, off)?);
+/// The first string of `strs` that is not UTF-8, as an error.
+fn first_not_utf8<'a>(strs: impl IntoIterator<Item = (&'a [u8], usize)>) -> Option<DecodeError> {
+    strs.into_iter()
+        .find(|(s, _)| std::str::from_utf8(s).is_err())
+        .map(|(_, offset)| DecodeError::NotUtf8 { offset })
+}
+
+/// The label strings of one series (`raw`, all inside `region`) as `str`s, pushed to `out` as
+/// pairs. UTF-8 is checked over runs of strings at once: the bytes between two strings are tags
+/// and lengths, ASCII while lengths are under 128, so such a run is valid UTF-8 exactly when its
+/// strings are. A run that fails is checked string by string to report the first bad one.
+fn label_strs<'a>(
+    raw: &[RawLabel<'a>],
+    region: &'a [u8],
+    strs: &mut Vec<&'a str>,
+    out: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), DecodeError> {
+    let base = region.as_ptr().addr();
+    let flat = |k: usize| {
+        let l = raw.get(k / 2)?;
+        Some(if k % 2 == 0 { l.name } else { l.value })
+    };
+    // Where `s` starts in `region`, if it lies inside it.
+    let start_of = |s: &[u8]| {
+        let start = s.as_ptr().addr().wrapping_sub(base);
+        (start.checked_add(s.len()).is_some_and(|end| end <= region.len())).then_some(start)
+    };
+    strs.clear();
+    let n = raw.len() * 2;
+    let mut k = 0;
+    while let Some((first, _)) = flat(k) {
+        let Some(start) = start_of(first).filter(|_| !first.is_empty()) else {
+            if first.is_empty() {
+                strs.push("");
+            } else {
+                let (s, offset) = flat(k).unwrap_or_default();
+                strs.push(std::str::from_utf8(s).map_err(|_| DecodeError::NotUtf8 { offset })?);
             }
-            (2, 2) => {
-                let (sb, off) = r.bytes()?;
-                out.samples.push(decode_sample(sb, off)?);
+            k += 1;
+            continue;
+        };
+        // Extend the run while the next string follows with only ASCII bytes in between.
+        let mut end = start + first.len();
+        let mut j = k + 1;
+        while let Some((s, _)) = flat(j) {
+            if !s.is_empty() {
+                match start_of(s) {
+                    Some(st) if st >= end && region.get(end..st).is_some_and(<[u8]>::is_ascii) => {
+                        end = st + s.len();
+                    }
+                    _ => break,
+                }
             }
-            (3, 2) => {
-                r.bytes()?;
-                out.exemplars += 1;
-            }
-            (4, 2) => {
-                r.bytes()?;
-                out.histograms += 1;
-            }
-            (_, w) => r.skip(w)?,
+            j += 1;
         }
+        let run = region.get(start..end).and_then(|r| std::str::from_utf8(r).ok());
+        for m in k..j.min(n) {
+            let (s, offset) = flat(m).unwrap_or_default();
+            let sub = match (run, start_of(s)) {
+                _ if s.is_empty() => Some(""),
+                (Some(run), Some(st)) => st.checked_sub(start).and_then(|rel| run.get(rel..rel + s.len())),
+                _ => None,
+            };
+            match sub {
+                Some(sub) => strs.push(sub),
+                None => strs.push(std::str::from_utf8(s).map_err(|_| DecodeError::NotUtf8 { offset })?),
+            }
+        }
+        k = j;
     }
+    out.extend(strs.chunks_exact(2).map(|p| match p {
+        [n, v] => (*n, *v),
+        _ => ("", ""),
+    }));
+    Ok(())
+}
+
+/// Decodes one `TimeSeries` into `d`. `raw` is scratch space.
+fn decode_series<'a>(
+    b: &'a [u8],
+    base: usize,
+    d: &mut Decoded<'a>,
+    raw: &mut Vec<RawLabel<'a>>,
+    strs: &mut Vec<&'a str>,
+) -> Result<(), DecodeError> {
+    raw.clear();
+    let samples_start = d.samples.len();
+    let (mut exemplars, mut histograms) = (0, 0);
+    // Offsets in `b` of the first label field and of the end of the last one.
+    let mut region: Option<(usize, usize)> = None;
+    let mut partial = Vec::new();
+    let mut r = Reader::new(b, base);
+    let mut parse = || -> Result<(), DecodeError> {
+        while !r.done() {
+            let key_at = r.off;
+            match r.key()? {
+                (1, 2) => {
+                    let (lb, off) = r.bytes()?;
+                    raw.push(decode_label(lb, off, &mut partial)?);
+                    region = Some((region.map_or(key_at, |(start, _)| start), r.off));
+                }
+                (2, 2) => {
+                    let (sb, off) = r.bytes()?;
+                    d.samples.push(decode_sample(sb, off)?);
+                }
+                (3, 2) => {
+                    r.bytes()?;
+                    exemplars += 1;
+                }
+                (4, 2) => {
+                    r.bytes()?;
+                    histograms += 1;
+                }
+                (_, w) => r.skip(w)?,
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = parse() {
+        // A label string before the malformed bytes that is not UTF-8 is the first error.
+        let read = raw.iter().flat_map(|l| [l.name, l.value]).chain(partial);
+        return Err(first_not_utf8(read).unwrap_or(e));
+    }
+    let encoded_labels = region.and_then(|(start, end)| b.get(start..end)).unwrap_or_default();
+    let labels_start = d.pairs.len();
+    label_strs(raw, encoded_labels, strs, &mut d.pairs)?;
+    d.series.push(Span {
+        labels: labels_start..d.pairs.len(),
+        samples: samples_start..d.samples.len(),
+        encoded_labels,
+        exemplars,
+        histograms,
+    });
     Ok(())
 }
 
 /// Decodes a `WriteRequest` without copying, calling `each` for every series. Protobuf
 /// semantics: fields in any order, unknown fields skipped. The whole message is checked before
 /// the first call, so a malformed request stores nothing.
-pub fn decode<'a>(msg: &'a [u8], mut each: impl FnMut(&SeriesRef<'a>)) -> Result<(), DecodeError> {
+pub fn decode<'a>(msg: &'a [u8], mut each: impl FnMut(&SeriesRef<'a, '_>)) -> Result<(), DecodeError> {
     let mut series: Vec<(&'a [u8], usize)> = Vec::new();
     let mut r = Reader::new(msg, 0);
     while !r.done() {
@@ -255,14 +429,23 @@ pub fn decode<'a>(msg: &'a [u8], mut each: impl FnMut(&SeriesRef<'a>)) -> Result
             (_, w) => r.skip(w)?,
         }
     }
-    let mut s = SeriesRef::default();
-    // Validate everything first (cheap compared to appending), then deliver.
+    let mut d = Decoded {
+        pairs: Vec::with_capacity(series.len() * 16),
+        samples: Vec::with_capacity(series.len()),
+        series: Vec::with_capacity(series.len()),
+    };
+    let (mut raw, mut strs) = (Vec::new(), Vec::new());
     for &(b, off) in &series {
-        decode_series(b, off, &mut s)?;
+        decode_series(b, off, &mut d, &mut raw, &mut strs)?;
     }
-    for (b, off) in series {
-        decode_series(b, off, &mut s)?;
-        each(&s);
+    for s in &d.series {
+        each(&SeriesRef {
+            labels: d.pairs.get(s.labels.clone()).unwrap_or_default(),
+            encoded_labels: s.encoded_labels,
+            samples: d.samples.get(s.samples.clone()).unwrap_or_default(),
+            exemplars: s.exemplars,
+            histograms: s.histograms,
+        });
     }
     Ok(())
 }
@@ -322,9 +505,14 @@ pub fn ingest(
     decode(msg, |s| {
         out.exemplars += s.exemplars;
         out.histograms += s.histograms;
-        for &(t, v) in &s.samples {
+        let proto = ProtoLabels::new(s.labels, s.encoded_labels);
+        for &(t, v) in s.samples {
             out.samples += 1;
-            match app.append_pairs(&s.labels, t, v) {
+            let appended = match &proto {
+                Some(p) => app.append_proto(p, t, v),
+                None => app.append_pairs(s.labels, t, v),
+            };
+            match appended {
                 Ok(()) => {}
                 Err(e) => {
                     match e {
@@ -445,17 +633,18 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
         Err(e) => return respond(StatusCode::BAD_REQUEST, 0, format!("snappy decode: {e}\n")),
     }
     let task = tokio::task::spawn_blocking(move || {
-        let msg =
-            snap::raw::Decoder::new().decompress_vec(&body).map_err(|e| format!("snappy decode: {e}"))?;
-        let outcome = ingest(state.appendable.as_ref(), &msg)
-            .map_err(|e| format!("decode protobuf WriteRequest: {e}"))?;
-        if let Some(store) = &state.metadata {
-            // The message decoded as a whole above, so its metadata list does too.
-            for (family, md) in decode_metadata(&msg).unwrap_or_default() {
-                store.set("remote_write", &family, md);
+        with_buffer(|buf| {
+            let msg = decompress_into(&body, buf).map_err(|e| format!("snappy decode: {e}"))?;
+            let outcome = ingest(state.appendable.as_ref(), msg)
+                .map_err(|e| format!("decode protobuf WriteRequest: {e}"))?;
+            if let Some(store) = &state.metadata {
+                // The message decoded as a whole above, so its metadata list does too.
+                for (family, md) in decode_metadata(msg).unwrap_or_default() {
+                    store.set("remote_write", &family, md);
+                }
             }
-        }
-        Ok::<_, String>(outcome)
+            Ok::<_, String>(outcome)
+        })
     });
     match task.await {
         Ok(Ok(Ok(outcome))) => match outcome.problem() {
@@ -473,6 +662,39 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
         Ok(Err(msg)) => respond(StatusCode::BAD_REQUEST, 0, format!("{msg}\n")),
         Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, 0, format!("remote write task failed: {e}\n")),
     }
+}
+
+/// Decompressed messages up to this size keep their buffer for the thread's next request.
+const KEEP_BUFFER_BYTES: usize = 16 << 20;
+
+/// Runs `f` with this thread's decompression buffer (blocking-pool threads live on between
+/// requests, so the buffer is neither allocated nor zeroed again for every request).
+fn with_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let r = f(&mut buf);
+            if buf.capacity() > KEEP_BUFFER_BYTES {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// Snappy-decompresses `body` into `buf` (grown as needed, never shrunk here), returning the
+/// message.
+fn decompress_into<'b>(body: &[u8], buf: &'b mut Vec<u8>) -> Result<&'b [u8], snap::Error> {
+    let n = snap::raw::decompress_len(body)?;
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    let dst = buf.get_mut(..n).unwrap_or_default();
+    let written = snap::raw::Decoder::new().decompress(body, dst)?;
+    Ok(buf.get(..written).unwrap_or_default())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -589,6 +811,23 @@ mod tests {
             prop_assert_eq!(got, want);
         }
 
+        /// Labels as prost encodes them come with their canonical encoding, which hashes like the
+        /// pairs, unless a name or value is empty; whether they are sorted is told apart.
+        #[test]
+        fn sorted_labels_arrive_canonical(req in arb_request()) {
+            let bytes = req.encode_to_vec();
+            decode(&bytes, |s| {
+                let non_empty = s.labels.iter().all(|(n, v)| !n.is_empty() && !v.is_empty());
+                let sorted = s.labels.windows(2).all(|w| w[0].0 < w[1].0);
+                let p = ProtoLabels::new(s.labels, s.encoded_labels);
+                assert_eq!(p.is_some(), non_empty, "{:?}", s.labels);
+                if let Some(p) = p {
+                    assert_eq!(p.is_sorted(), sorted, "{:?}", s.labels);
+                    assert_eq!(p.hash(), kahu_tsdb::model::proto_labels_hash(s.labels.iter().copied()));
+                }
+            }).unwrap();
+        }
+
         /// Garbage is an error or a (possibly empty) request, never a panic; and the fast decoder
         /// rejects whatever prost rejects as malformed.
         #[test]
@@ -599,6 +838,70 @@ mod tests {
                 let _ = fast;
             }
         }
+    }
+
+    /// A request whose label strings (placeholders `#0`, `#1`, …) are turned into invalid UTF-8.
+    fn with_bad_strings(series: &[&[(&str, &str)]], bad: &[&str]) -> (Vec<u8>, Vec<usize>) {
+        let req = prompb::WriteRequest {
+            timeseries: series
+                .iter()
+                .map(|labels| prompb::TimeSeries {
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| prompb::Label { name: n.to_string(), value: v.to_string() })
+                        .collect(),
+                    samples: vec![prompb::Sample { value: 1.0, timestamp: 1 }],
+                    ..Default::default()
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let mut bytes = req.encode_to_vec();
+        let mut offsets = Vec::new();
+        for b in bad {
+            let at = bytes.windows(b.len()).position(|w| w == b.as_bytes()).unwrap();
+            bytes[at] = 0xff;
+            offsets.push(at);
+        }
+        (bytes, offsets)
+    }
+
+    /// Invalid UTF-8 anywhere in a label is the error for the whole request, at the offset of
+    /// the first bad string in message order, whether the rest of the labels are ASCII or not.
+    #[test]
+    fn invalid_utf8_is_reported_at_the_first_bad_string() {
+        let cases: &[(&[&[(&str, &str)]], &[&str])] = &[
+            (&[&[("__name__", "up"), ("job", "#0")]], &["#0"]),
+            (&[&[("__name__", "up"), ("#0", "x")]], &["#0"]),
+            (&[&[("__name__", "up"), ("job", "é#0")]], &["#0"]),
+            (&[&[("a", "ok")], &[("b", "#0"), ("c", "#1")]], &["#0", "#1"]),
+            (&[&[("b", "#0"), ("a", "ü")], &[("c", "#1")]], &["#0", "#1"]),
+            (&[&[("x", &"long".repeat(100)), ("y", "#0")]], &["#0"]),
+        ];
+        for (series, bad) in cases {
+            let (bytes, offsets) = with_bad_strings(series, bad);
+            assert!(prompb::WriteRequest::decode(bytes.as_slice()).is_err(), "prost accepts {series:?}");
+            // The string starts at the placeholder, except after a multi-byte prefix.
+            let first = series
+                .iter()
+                .flat_map(|s| s.iter())
+                .flat_map(|(n, v)| [*n, *v])
+                .find(|s| s.contains('#'))
+                .unwrap();
+            let want = offsets[0] - (first.len() - first.trim_start_matches(|c| c != '#').len());
+            let mut calls = 0;
+            assert_eq!(
+                decode(&bytes, |_| calls += 1),
+                Err(DecodeError::NotUtf8 { offset: want }),
+                "{series:?}"
+            );
+            assert_eq!(calls, 0, "nothing is delivered from a request that does not decode");
+        }
+        // Invalid UTF-8 before malformed bytes in the same series is reported first.
+        let (mut bytes, offsets) = with_bad_strings(&[&[("a", "#0"), ("b", "x")]], &["#0"]);
+        let last = bytes.len() - 1;
+        bytes[last - 10] = 0x7f; // a field with wire type 7 among the samples
+        assert_eq!(decode(&bytes, |_| {}), Err(DecodeError::NotUtf8 { offset: offsets[0] }));
     }
 
     #[test]

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use xxhash_rust::xxh3::Xxh3;
-
 use super::series::MemSeries;
 use super::{Head, IdMap};
 use crate::appender::{AppendError, Appender, CommitError, CommitSummary};
-use crate::model::Labels;
+use crate::model::{Labels, ProtoLabels, proto_labels_hash};
 use crate::wal::RefSample;
 use crate::wal::record::{SeriesEncoder, encode_samples};
 use crate::wal::segment::begin_frame;
@@ -19,18 +17,16 @@ pub(crate) trait LabelSource {
     fn num(&self) -> usize;
     fn pair(&self, i: usize) -> (&str, &str);
 
-    /// The hash the head files the series under. Equal label sets hash equally whatever their
-    /// representation.
+    /// Whether the names are known to be strictly increasing and non-empty, so that validation
+    /// only has to check the limits.
+    fn checked_sorted(&self) -> bool {
+        false
+    }
+
+    /// The hash the head files the series under ([`proto_labels_hash`]). Equal label sets
+    /// hash equally whatever their representation.
     fn label_hash(&self) -> u64 {
-        let mut h = Xxh3::new();
-        for i in 0..self.num() {
-            let (n, v) = self.pair(i);
-            h.update(n.as_bytes());
-            h.update(&[0xff]);
-            h.update(v.as_bytes());
-            h.update(&[0xff]);
-        }
-        h.digest()
+        proto_labels_hash((0..self.num()).map(|i| self.pair(i)))
     }
 }
 
@@ -52,6 +48,36 @@ impl LabelSource for [(&str, &str)] {
     }
 }
 
+impl LabelSource for ProtoLabels<'_> {
+    fn num(&self) -> usize {
+        self.pairs().len()
+    }
+    fn pair(&self, i: usize) -> (&str, &str) {
+        self.pairs().get(i).copied().unwrap_or(("", ""))
+    }
+    fn label_hash(&self) -> u64 {
+        self.hash()
+    }
+}
+
+/// [`ProtoLabels`] whose names were checked to be sorted ([`ProtoLabels::is_sorted`]).
+struct SortedProto<'p, 'a>(&'p ProtoLabels<'a>);
+
+impl LabelSource for SortedProto<'_, '_> {
+    fn num(&self) -> usize {
+        self.0.num()
+    }
+    fn pair(&self, i: usize) -> (&str, &str) {
+        self.0.pair(i)
+    }
+    fn label_hash(&self) -> u64 {
+        self.0.hash()
+    }
+    fn checked_sorted(&self) -> bool {
+        true
+    }
+}
+
 /// Why a label set cannot be stored, or `None`.
 fn label_problem<L: LabelSource + ?Sized>(l: &L, limits: &super::LabelLimits) -> Option<String> {
     let n = l.num();
@@ -61,14 +87,17 @@ fn label_problem<L: LabelSource + ?Sized>(l: &L, limits: &super::LabelLimits) ->
     if limits.max_label_names > 0 && n > limits.max_label_names {
         return Some(format!("{n} labels exceed the limit of {}", limits.max_label_names));
     }
+    let check_names = !l.checked_sorted();
     let mut prev: Option<&str> = None;
     for i in 0..n {
         let (name, value) = l.pair(i);
-        if name.is_empty() {
-            return Some("empty label name".to_string());
-        }
-        if prev == Some(name) {
-            return Some(format!("label name {name:?} repeats"));
+        if check_names {
+            if name.is_empty() {
+                return Some("empty label name".to_string());
+            }
+            if prev == Some(name) {
+                return Some(format!("label name {name:?} repeats"));
+            }
         }
         if limits.max_name_length > 0 && name.len() > limits.max_name_length {
             return Some(format!(
@@ -131,6 +160,18 @@ impl<'a> HeadAppender<'a> {
         if created {
             self.new_series += 1;
         }
+        self.append_to(series, t, v, display)
+    }
+
+    /// Appends to a series found or created for a sample within bounds.
+    fn append_to(
+        &mut self,
+        series: Arc<MemSeries>,
+        t: i64,
+        v: f64,
+        display: impl Fn() -> String,
+    ) -> Result<(), AppendError> {
+        let c = &self.head.counters;
         let v_bits = v.to_bits();
         let last = match self.batch_last.get(&series.sref) {
             Some(&l) => Some(l),
@@ -265,6 +306,29 @@ impl Appender for HeadAppender<'_> {
             let owned = Labels::from_pairs(labels.iter().copied());
             self.append(&owned, t, v)
         }
+    }
+
+    fn append_proto(&mut self, labels: &ProtoLabels<'_>, t: i64, v: f64) -> Result<(), AppendError> {
+        let display = || Labels::from_pairs(labels.pairs().iter().copied()).to_string();
+        let head = self.head;
+        // A series the head holds with exactly these labels proves them sorted, so the common
+        // case only checks the limits (a series replayed from the WAL may predate them).
+        if let Some(series) = head.find(labels.hash(), labels) {
+            if let Some(reason) = label_problem(&SortedProto(labels), &head.opts.limits) {
+                head.counters.invalid_labels.fetch_add(1, Ordering::Relaxed);
+                return Err(AppendError::InvalidLabels { series: display(), reason });
+            }
+            let min_valid = head.min_valid_append();
+            if t < min_valid {
+                head.counters.out_of_bounds.fetch_add(1, Ordering::Relaxed);
+                return Err(AppendError::OutOfBounds { t, min_valid });
+            }
+            return self.append_to(series, t, v, display);
+        }
+        if !labels.is_sorted() {
+            return self.append_pairs(labels.pairs(), t, v);
+        }
+        self.append_source(&SortedProto(labels), t, v, display)
     }
 
     fn commit(self: Box<Self>) -> Result<CommitSummary, CommitError> {

@@ -97,13 +97,31 @@ fn borrowed_pairs_find_the_same_series_as_labels() {
     app.append_pairs(&[("__name__", "up"), ("job", "a")], 2, 2.0).unwrap();
     // Unsorted and with an empty value: normalized like Labels::from_pairs.
     app.append_pairs(&[("job", "a"), ("x", ""), ("__name__", "up")], 3, 3.0).unwrap();
+    // With their remote-write encoding (hashed from the bytes), sorted or not; and a new series
+    // created from an encoding is found again from `Labels`.
+    let proto = |pairs: &[(&str, &str)], t: i64, app: &mut Box<dyn kahu_tsdb::Appender + '_>| {
+        let mut enc = Vec::new();
+        kahu_tsdb::model::encode_proto_labels(pairs.iter().copied(), &mut enc);
+        app.append_proto(&kahu_tsdb::model::ProtoLabels::new(pairs, &enc).unwrap(), t, t as f64).unwrap();
+    };
+    proto(&[("__name__", "up"), ("job", "a")], 4, &mut app);
+    proto(&[("job", "a"), ("__name__", "up")], 5, &mut app);
+    proto(&[("__name__", "up"), ("job", "b")], 6, &mut app);
+    app.append(&Labels::from_pairs([("__name__", "up"), ("job", "b")]), 7, 7.0).unwrap();
     app.commit().unwrap();
     let d = dump_db(&db);
-    assert_eq!(d.len(), 1);
+    assert_eq!(d.len(), 2);
     assert_eq!(
         d.values().next().unwrap(),
-        &vec![Sample::new(1, 1.0), Sample::new(2, 2.0), Sample::new(3, 3.0)]
+        &vec![
+            Sample::new(1, 1.0),
+            Sample::new(2, 2.0),
+            Sample::new(3, 3.0),
+            Sample::new(4, 4.0),
+            Sample::new(5, 5.0)
+        ]
     );
+    assert_eq!(d.values().nth(1).unwrap(), &vec![Sample::new(6, 6.0), Sample::new(7, 7.0)]);
 }
 
 #[test]
@@ -197,8 +215,16 @@ fn label_sets_are_validated_against_the_configured_limits() {
             labels.iter().map(|l| (l.name.as_ref(), l.value.as_ref())).collect();
         let got_borrowed = app.append_pairs(&borrowed, 1000 + i as i64, 1.0);
         assert_eq!(got_borrowed.is_ok(), want.is_none(), "{case} (borrowed pairs): {got_borrowed:?}");
+        // And the remote-write path, which passes the encoding when it is canonical.
+        let mut enc = Vec::new();
+        kahu_tsdb::model::encode_proto_labels(borrowed.iter().copied(), &mut enc);
+        let got_proto = match kahu_tsdb::model::ProtoLabels::new(&borrowed, &enc) {
+            Some(p) => app.append_proto(&p, 1000 + i as i64, 1.0),
+            None => app.append_pairs(&borrowed, 1000 + i as i64, 1.0),
+        };
+        assert_eq!(got_proto.is_ok(), want.is_none(), "{case} (encoded): {got_proto:?}");
         if want.is_some() {
-            invalid += 1;
+            invalid += 2;
         }
     }
     let summary = app.commit().unwrap();
