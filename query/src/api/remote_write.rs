@@ -301,7 +301,7 @@ fn label_strs<'a>(
     let base = region.as_ptr().addr();
     let flat = |k: usize| {
         let l = raw.get(k / 2)?;
-        Some(if k % 2 == 0 { l.name } else { l.value })
+        Some(if k.is_multiple_of(2) { l.name } else { l.value })
     };
     // Where `s` starts in `region`, if it lies inside it.
     let start_of = |s: &[u8]| {
@@ -870,7 +870,8 @@ mod tests {
     /// the first bad string in message order, whether the rest of the labels are ASCII or not.
     #[test]
     fn invalid_utf8_is_reported_at_the_first_bad_string() {
-        let cases: &[(&[&[(&str, &str)]], &[&str])] = &[
+        type Case<'a> = (&'a [&'a [(&'a str, &'a str)]], &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             (&[&[("__name__", "up"), ("job", "#0")]], &["#0"]),
             (&[&[("__name__", "up"), ("#0", "x")]], &["#0"]),
             (&[&[("__name__", "up"), ("job", "é#0")]], &["#0"]),
