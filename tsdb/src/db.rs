@@ -194,8 +194,9 @@ pub struct Db {
     opts: Options,
     /// Deleted ranges of the head's and the blocks' series.
     stones: DbTombstones,
-    /// Serializes maintenance passes and admin operations.
-    maintenance: Mutex<()>,
+    /// Serializes maintenance passes and admin operations. Holds the end of the last head range
+    /// persisted whose WAL checkpoint has not been done yet (it failed), retried by the next pass.
+    maintenance: Mutex<Option<i64>>,
     // Held for the lifetime of the Db; the OS releases the lock when the file is closed.
     _lock: Option<File>,
 }
@@ -287,7 +288,7 @@ impl Db {
             blocks: block_set,
             opts,
             stones,
-            maintenance: Mutex::new(()),
+            maintenance: Mutex::new(None),
             _lock: Some(lock),
         })
     }
@@ -349,7 +350,7 @@ impl Db {
             blocks: BlockSet::new(loaded.blocks, cache),
             opts,
             stones,
-            maintenance: Mutex::new(()),
+            maintenance: Mutex::new(None),
             _lock: None,
         })
     }

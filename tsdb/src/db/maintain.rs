@@ -142,21 +142,30 @@ impl Db {
         if self.is_read_only() {
             return Err(MaintainError::ReadOnly);
         }
-        let _one = self.maintenance.lock();
+        let mut pending_checkpoint = self.maintenance.lock();
         let mut summary = MaintainSummary::default();
         let c = &self.blocks.counters;
-        let mut truncated_before = None;
-        while let Some((written, maxt)) = self.persist_once().inspect_err(|_| {
-            c.persist_failed.fetch_add(1, Ordering::Relaxed);
-        })? {
-            summary.persisted += u64::from(written);
-            truncated_before = Some(maxt);
+        loop {
+            match self.persist_once() {
+                Ok(Some((written, maxt))) => {
+                    summary.persisted += u64::from(written);
+                    *pending_checkpoint = Some(maxt);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    c.persist_failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
-        // One checkpoint for every range persisted in this pass.
-        if let Some(t) = truncated_before {
+        // One checkpoint for every range persisted in this pass (or in an earlier pass whose
+        // checkpoint failed, a full disk for instance): until it is done the WAL keeps samples
+        // that are in blocks too (replay skips them, but they take disk space).
+        if let Some(t) = *pending_checkpoint {
             self.checkpoint_wal(t).inspect_err(|_| {
                 c.persist_failed.fetch_add(1, Ordering::Relaxed);
             })?;
+            *pending_checkpoint = None;
         }
         if self.opts.compaction {
             while self.compact_once().inspect_err(|_| {

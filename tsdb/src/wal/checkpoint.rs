@@ -67,11 +67,48 @@ pub fn checkpoint(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io("remove leftover", &tmp))?;
     }
+    // A failed write (a full disk) leaves no partial checkpoint taking space.
+    let mut summary = write_tmp(&tmp, &sources, &keep, min_time, upto).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&tmp);
+    })?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(io("remove stale", &final_dir))?;
+    }
+    crate::fs::rename_synced(&tmp, &final_dir).map_err(io("rename into place", &final_dir))?;
+    for (_, p) in &folded {
+        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(p).map_err(io("delete", p))?;
+        summary.segments_deleted += 1;
+        summary.bytes_deleted += len;
+    }
+    for e in std::fs::read_dir(dir).map_err(io("list", dir))?.flatten() {
+        let name = e.file_name();
+        let older = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("checkpoint."))
+            .and_then(|n| n.strip_suffix(".tmp").unwrap_or(n).parse::<u64>().ok())
+            .is_some_and(|n| n < upto);
+        if older {
+            let p = e.path();
+            std::fs::remove_dir_all(&p).map_err(io("delete", &p))?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Writes the kept records of `sources` into the new checkpoint directory `tmp`, fsynced.
+fn write_tmp(
+    tmp: &Path,
+    sources: &[PathBuf],
+    keep: &impl Fn(u64) -> bool,
+    min_time: i64,
+    upto: u64,
+) -> Result<CheckpointSummary, WalError> {
     let mut summary = CheckpointSummary { upto, ..Default::default() };
     {
-        let out = Wal::create(&tmp, 0, 128 << 20, FsyncPolicy::Never, Arc::new(WalCounters::default()))?;
+        let out = Wal::create(tmp, 0, 128 << 20, FsyncPolicy::Never, Arc::new(WalCounters::default()))?;
         let mut buf = Vec::new();
-        for path in &sources {
+        for path in sources {
             let bytes = std::fs::read(path).map_err(io("read", path))?;
             let mut it = FrameIter::new(&bytes);
             for (_, payload) in it.by_ref() {
@@ -110,32 +147,10 @@ pub fn checkpoint(
             }
         }
     }
-    for e in std::fs::read_dir(&tmp).map_err(io("list", &tmp))? {
-        let p = e.map_err(io("list", &tmp))?.path();
+    for e in std::fs::read_dir(tmp).map_err(io("list", tmp))? {
+        let p = e.map_err(io("list", tmp))?.path();
         std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(io("sync", &p))?;
     }
-    crate::fs::sync_dir(&tmp).map_err(io("sync", &tmp))?;
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(io("remove stale", &final_dir))?;
-    }
-    crate::fs::rename_synced(&tmp, &final_dir).map_err(io("rename into place", &final_dir))?;
-    for (_, p) in &folded {
-        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        std::fs::remove_file(p).map_err(io("delete", p))?;
-        summary.segments_deleted += 1;
-        summary.bytes_deleted += len;
-    }
-    for e in std::fs::read_dir(dir).map_err(io("list", dir))?.flatten() {
-        let name = e.file_name();
-        let older = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("checkpoint."))
-            .and_then(|n| n.strip_suffix(".tmp").unwrap_or(n).parse::<u64>().ok())
-            .is_some_and(|n| n < upto);
-        if older {
-            let p = e.path();
-            std::fs::remove_dir_all(&p).map_err(io("delete", &p))?;
-        }
-    }
+    crate::fs::sync_dir(tmp).map_err(io("sync", tmp))?;
     Ok(summary)
 }

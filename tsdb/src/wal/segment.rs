@@ -339,7 +339,11 @@ fn create_segment(dir: &Path, index: u64, policy: FsyncPolicy) -> Result<Writer,
     let mut hdr = [0u8; SEGMENT_HEADER_LEN];
     hdr[..4].copy_from_slice(&SEGMENT_MAGIC);
     hdr[4] = FORMAT_VERSION;
-    file.write_all(&hdr).map_err(io_err("write header of", &path))?;
+    if let Err(e) = file.write_all(&hdr) {
+        // A full disk: leave no headerless segment behind.
+        let _ = std::fs::remove_file(&path);
+        return Err(io_err("write header of", &path)(e));
+    }
     if policy != FsyncPolicy::Never {
         file.sync_all().map_err(io_err("sync", &path))?;
         sync_dir(dir).map_err(io_err("sync directory of", &path))?;

@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod db;
 mod fixture;
+mod full_disk;
 mod model;
 mod query_model;
 mod wal_damage;
