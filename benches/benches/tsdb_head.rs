@@ -2,6 +2,11 @@
 //! append in samples/s on one core for 10,000 and 1,000,000 series (no WAL, so that the figure
 //! is the head's own cost; the WAL's is in the remote-write side-by-side run).
 //!
+//! The `chunk_codecs` group encodes and decodes the same 120-sample series with the XOR chunk
+//! and with the head's adaptive chunk (decimal while the values allow it, else XOR): the node
+//! workload's series (`benches/src/workload.rs`) and the running-sum counter above, printing the
+//! bytes per sample of each.
+//!
 //! `cargo bench -p kahu-benches --bench tsdb_head`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
@@ -10,6 +15,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kahu_tsdb::Appender;
+use kahu_tsdb::chunk::adaptive::{HeadChunk, HeadChunkIter};
 use kahu_tsdb::chunk::xor::{XorChunk, XorIter};
 use kahu_tsdb::head::{Head, HeadOptions};
 use kahu_tsdb::model::Labels;
@@ -76,6 +82,111 @@ fn chunks(c: &mut Criterion) {
     g.finish();
 }
 
+/// Every series of a small node workload, 120 scrapes each.
+fn node_series() -> Vec<Vec<(i64, f64)>> {
+    use kahu_benches::workload::{Config, Workload};
+    let cfg = Config { series: 3000, duration_ms: 120 * 15_000, churn_per_day: 0.0, ..Config::default() };
+    let mut out: Vec<Vec<(i64, f64)>> = Vec::new();
+    for scrape in Workload::new(cfg) {
+        for (id, v) in scrape.samples {
+            let id = id as usize;
+            if out.len() <= id {
+                out.resize_with(id + 1, Vec::new);
+            }
+            out[id].push((scrape.t, v));
+        }
+    }
+    out
+}
+
+fn chunk_codecs(c: &mut Criterion) {
+    let node = node_series();
+    let sums: Vec<Vec<(i64, f64)>> = counter_samples(120 * 1000, 7).chunks(120).map(<[_]>::to_vec).collect();
+    for (name, series) in [("node_workload", &node), ("running_sums", &sums)] {
+        let n: usize = series.iter().map(Vec::len).sum();
+        let xor: Vec<Vec<u8>> = series
+            .iter()
+            .map(|s| {
+                let mut ch = XorChunk::new();
+                for &(t, v) in s {
+                    ch.append(t, v);
+                }
+                ch.bytes().to_vec()
+            })
+            .collect();
+        let head: Vec<HeadChunk> = series
+            .iter()
+            .map(|s| {
+                let mut ch = HeadChunk::new();
+                for &(t, v) in s {
+                    ch.append(t, v);
+                }
+                ch
+            })
+            .collect();
+        let xor_bytes: usize = xor.iter().map(Vec::len).sum();
+        let head_bytes: usize = head.iter().map(|h| h.bytes().len()).sum();
+        let dec = head.iter().filter(|h| h.kind() == kahu_tsdb::chunk::adaptive::ChunkKind::Dec).count();
+        println!(
+            "chunk_codecs/{name}: {} series, {n} samples: xor {:.2} bytes/sample, head {:.2} bytes/sample ({dec} decimal chunks)",
+            series.len(),
+            xor_bytes as f64 / n as f64,
+            head_bytes as f64 / n as f64
+        );
+        let mut g = c.benchmark_group(format!("chunk_codecs/{name}"));
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("encode_xor", |b| {
+            b.iter(|| {
+                let mut bytes = 0usize;
+                for s in series {
+                    let mut ch = XorChunk::new();
+                    for &(t, v) in s {
+                        ch.append(t, v);
+                    }
+                    bytes += ch.bytes().len();
+                }
+                black_box(bytes)
+            })
+        });
+        g.bench_function("encode_head", |b| {
+            b.iter(|| {
+                let mut bytes = 0usize;
+                for s in series {
+                    let mut ch = HeadChunk::new();
+                    for &(t, v) in s {
+                        ch.append(t, v);
+                    }
+                    bytes += ch.bytes().len();
+                }
+                black_box(bytes)
+            })
+        });
+        g.bench_function("decode_xor", |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for e in &xor {
+                    for s in XorIter::new(e) {
+                        sum += s.v;
+                    }
+                }
+                black_box(sum)
+            })
+        });
+        g.bench_function("decode_head", |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for h in &head {
+                    for s in HeadChunkIter::with_limit(h.kind(), h.bytes(), usize::MAX) {
+                        sum += s.v;
+                    }
+                }
+                black_box(sum)
+            })
+        });
+        g.finish();
+    }
+}
+
 fn head_append(c: &mut Criterion) {
     for &n in &[10_000usize, 1_000_000] {
         let labels: Vec<Labels> = (0..n).map(k8s_labels).collect();
@@ -116,5 +227,5 @@ fn head_append(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, chunks, head_append);
+criterion_group!(benches, chunks, chunk_codecs, head_append);
 criterion_main!(benches);

@@ -1,7 +1,10 @@
-//! Chunk codecs. The head appends into Gorilla/XOR chunks ([`xor`]), byte-compatible with
-//! Prometheus' XOR chunks so that they can be persisted or sent over remote read as they are.
+//! Chunk codecs. The head appends into [`adaptive::HeadChunk`]s: a decimal chunk ([`dec`]) while
+//! every value is an integer or a short decimal, else a Gorilla/XOR chunk ([`xor`]),
+//! byte-compatible with Prometheus' XOR chunks.
 
+pub mod adaptive;
 pub mod bits;
+pub mod dec;
 pub mod xor;
 
 /// The encoding of a chunk, as one byte on disk. Codes follow Prometheus' `chunkenc.Encoding`

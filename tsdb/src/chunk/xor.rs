@@ -308,41 +308,80 @@ impl Iterator for XorIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::adaptive::{ChunkKind, HeadChunk, HeadChunkIter};
     use crate::model::STALE_NAN_BITS;
     use proptest::prelude::*;
 
-    /// The one shared check every chunk codec goes through: encode, decode twice (the second time
-    /// with a fresh iterator), decode with a sample limit, and seek to every stored timestamp and
-    /// to the points between them.
+    /// The one shared check every chunk codec goes through: encode (as XOR, and as the head's
+    /// adaptive chunk, which must stay decimal when every value is one), decode twice (the second
+    /// time with a fresh iterator), decode with a sample limit, and seek to every stored
+    /// timestamp and to the points between them.
     pub(crate) fn check_codec(samples: &[Sample]) -> Result<(), TestCaseError> {
         let mut c = XorChunk::new();
         for s in samples {
             prop_assert!(c.append(s.t, s.v));
         }
         prop_assert_eq!(c.len(), samples.len());
-        prop_assert_eq!(num_samples(c.bytes()), samples.len());
         let decoded: Vec<Sample> = XorIter::new(c.bytes()).collect();
         prop_assert_eq!(&decoded, &samples.to_vec());
-        let again: Vec<Sample> = XorIter::new(c.bytes()).collect();
-        prop_assert_eq!(&again, &samples.to_vec());
+        check_bytes(ChunkKind::Xor, c.bytes(), samples)?;
+
+        let mut h = HeadChunk::new();
+        for s in samples {
+            prop_assert!(h.append(s.t, s.v));
+        }
+        prop_assert_eq!(h.len(), samples.len());
+        if let Some(last) = samples.last() {
+            prop_assert_eq!(h.last_t(), last.t);
+            prop_assert_eq!(h.last_v_bits(), last.v.to_bits());
+        }
+        let all_decimal = samples.iter().all(|s| {
+            (0..=super::super::dec::MAX_K).any(|k| {
+                let p = 10f64.powi(i32::from(k));
+                let m = (s.v * p).round();
+                m.abs() <= 9_007_199_254_740_992.0 && ((m as i64) as f64 / p).to_bits() == s.v.to_bits()
+            })
+        });
+        // A chunk whose decimals need different exponents may still not fit one exponent
+        // (an m beyond 2^53 after rescaling), so only the single-exponent case must stay decimal.
+        if all_decimal && samples.iter().all(|s| s.v.fract() == 0.0 && s.v.abs() < 1e15) {
+            prop_assert_eq!(h.kind(), ChunkKind::Dec);
+        }
+        check_bytes(h.kind(), h.bytes(), samples)?;
+        Ok(())
+    }
+
+    fn check_bytes(kind: ChunkKind, bytes: &[u8], samples: &[Sample]) -> Result<(), TestCaseError> {
+        prop_assert_eq!(num_samples(bytes), samples.len());
+        let decoded: Vec<Sample> = HeadChunkIter::with_limit(kind, bytes, usize::MAX).collect();
+        prop_assert_eq!(decoded.len(), samples.len());
+        for (d, s) in decoded.iter().zip(samples) {
+            // Bit-exact, NaN payloads included.
+            prop_assert_eq!((d.t, d.v.to_bits()), (s.t, s.v.to_bits()));
+        }
+        let again: Vec<Sample> = HeadChunkIter::with_limit(kind, bytes, usize::MAX).collect();
+        prop_assert_eq!(&again, &decoded);
         let half = samples.len() / 2;
-        let limited: Vec<Sample> = XorIter::with_limit(c.bytes(), half).collect();
-        prop_assert_eq!(limited.as_slice(), samples.get(..half).unwrap_or(&[]));
+        let mut limited = HeadChunkIter::with_limit(kind, bytes, half);
+        let got: Vec<Sample> = limited.by_ref().collect();
+        prop_assert_eq!(got.as_slice(), decoded.get(..half).unwrap_or(&[]));
+        prop_assert!(!limited.is_corrupt());
         // Seek through the generic head iterator over this one chunk.
-        for (i, s) in samples.iter().enumerate() {
-            let mut it = crate::head::ChunkSampleIter::single(c.bytes(), i64::MIN, i64::MAX);
+        let single = || crate::head::ChunkSampleIter::single_of(kind, bytes, i64::MIN, i64::MAX);
+        for (i, s) in decoded.iter().enumerate() {
+            let mut it = single();
             prop_assert_eq!(crate::querier::SampleIter::seek(&mut it, s.t), Some(*s));
-            prop_assert_eq!(crate::querier::SampleIter::next(&mut it), samples.get(i + 1).copied());
+            prop_assert_eq!(crate::querier::SampleIter::next(&mut it), decoded.get(i + 1).copied());
             if s.t > i64::MIN {
-                let mut it = crate::head::ChunkSampleIter::single(c.bytes(), i64::MIN, i64::MAX);
-                let want = samples.iter().find(|x| x.t >= s.t - 1).copied();
+                let mut it = single();
+                let want = decoded.iter().find(|x| x.t >= s.t - 1).copied();
                 prop_assert_eq!(crate::querier::SampleIter::seek(&mut it, s.t - 1), want);
             }
         }
         if let Some(last) = samples.last()
             && last.t < i64::MAX
         {
-            let mut it = crate::head::ChunkSampleIter::single(c.bytes(), i64::MIN, i64::MAX);
+            let mut it = single();
             prop_assert_eq!(crate::querier::SampleIter::seek(&mut it, last.t + 1), None);
         }
         Ok(())
@@ -364,6 +403,36 @@ mod tests {
         ]
     }
 
+    /// Values as exporters print them: integers and short decimals of every exponent the decimal
+    /// chunk takes, with the odd value that no decimal chunk holds.
+    fn decimal_series() -> impl Strategy<Value = Vec<f64>> {
+        let shape = prop_oneof![
+            // A counter: start, steps, exponent.
+            (0i64..1 << 40, 0i64..1 << 24, 0u8..=9).prop_map(|(start, step, k)| (start, step, k, false)),
+            // A gauge around a value, any exponent, sometimes huge.
+            (any::<i64>().prop_map(|m| m >> 8), 0i64..1000, 0u8..=17)
+                .prop_map(|(start, step, k)| (start, step, k, true)),
+        ];
+        (shape, proptest::collection::vec((any::<u32>(), 0u8..40), 130), value()).prop_map(
+            |((start, step, k, gauge), noise, odd)| {
+                let p = 10f64.powi(i32::from(k));
+                let mut m = start;
+                noise
+                    .iter()
+                    .map(|&(r, pick)| {
+                        let d = if step == 0 { 0 } else { i64::from(r) % step };
+                        m = if gauge { start + d - step / 2 } else { m.saturating_add(d) };
+                        match pick {
+                            0 => odd,
+                            1 => (m as f64 / p) * 1.000_000_1,
+                            _ => m as f64 / p,
+                        }
+                    })
+                    .collect()
+            },
+        )
+    }
+
     fn timestamps() -> impl Strategy<Value = Vec<i64>> {
         prop_oneof![
             // Irregular, including negative and the extremes.
@@ -382,6 +451,20 @@ mod tests {
                 }
                 out
             }),
+            // Increments of every size from 1 ms to 2^40 ms, so that every delta-of-delta bucket
+            // of both codecs is used.
+            (any::<i32>(), proptest::collection::vec((1u8..41, any::<u64>()), 0..130)).prop_map(
+                |(start, steps)| {
+                    let mut t = i64::from(start);
+                    steps
+                        .iter()
+                        .map(|&(bits, r)| {
+                            t += 1 + (r % (1u64 << bits)) as i64;
+                            t
+                        })
+                        .collect()
+                }
+            ),
         ]
     }
 
@@ -391,6 +474,12 @@ mod tests {
         ))]
         #[test]
         fn xor_round_trips(ts in timestamps(), vs in proptest::collection::vec(value(), 130)) {
+            let samples: Vec<Sample> = ts.iter().zip(vs.iter()).map(|(&t, &v)| Sample::new(t, v)).collect();
+            check_codec(&samples)?;
+        }
+
+        #[test]
+        fn decimal_values_round_trip(ts in timestamps(), vs in decimal_series()) {
             let samples: Vec<Sample> = ts.iter().zip(vs.iter()).map(|(&t, &v)| Sample::new(t, v)).collect();
             check_codec(&samples)?;
         }
@@ -404,6 +493,33 @@ mod tests {
             vec![Sample::new(i64::MIN, -0.0), Sample::new(i64::MAX, f64::from_bits(STALE_NAN_BITS))],
             vec![Sample::new(i64::MIN, 1.0), Sample::new(0, 1.0), Sample::new(i64::MAX, 1.0)],
             (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 15_000, i as f64)).collect(),
+            // Decimal, then a value that forces the XOR re-encoding: the staleness marker, -0.0,
+            // NaN with a payload, ±Inf, an integer past 2^53, a full-precision float.
+            [
+                f64::from_bits(STALE_NAN_BITS),
+                -0.0,
+                f64::from_bits(0x7ff8_dead_beef_0001),
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                9_007_199_254_740_993.0,
+                0.1 + 0.2,
+            ]
+            .iter()
+            .flat_map(|&odd| {
+                (0..10).map(move |i| Sample::new(i * 15_000, if i == 7 { odd } else { i as f64 * 0.25 }))
+            })
+            .enumerate()
+            .map(|(i, s)| Sample::new(i as i64 * 15_000 + (i as i64 % 3), s.v))
+            .collect(),
+            // Exponents that grow inside the chunk (rescaling): 1, 1.5, 1.25, 0.001, µs.
+            [1.0, 1.5, 1.25, 0.001, 12_345.678_901, 3.0, 1e15, 0.5]
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Sample::new(i as i64 * 1000, v))
+                .collect(),
+            // A µs CPU counter exposed as float seconds, and page-multiple gauges.
+            (0..120).map(|i| Sample::new(i * 15_000, (1_234_567_890 + i * 750_123) as f64 / 1e6)).collect(),
+            (0..120).map(|i| Sample::new(i * 15_000, ((1000 + (i % 7) * 3) * 4096) as f64)).collect(),
         ];
         for c in cases {
             check_codec(&c).unwrap();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Head;
 use super::series::{MemSeries, SeriesInner};
-use crate::chunk::xor::XorIter;
+use crate::chunk::adaptive::{ChunkKind, HeadChunkIter};
 use crate::model::{Labels, Matcher, Sample};
 use crate::querier::{Querier, QueryError, SampleIter, Series, SeriesSet};
 
@@ -17,6 +17,7 @@ enum ChunkData {
 
 #[derive(Debug, Clone)]
 struct SnapChunk {
+    kind: ChunkKind,
     data: ChunkData,
     /// Samples of the chunk this snapshot may read.
     limit: usize,
@@ -46,6 +47,7 @@ fn snapshot(inner: &SeriesInner, watermark: u64, mint: i64, maxt: i64) -> Vec<Sn
         if c.min_t <= maxt && c.max_t >= mint {
             let limit = (visible - seen).min(n) as usize;
             out.push(SnapChunk {
+                kind: c.kind,
                 data: ChunkData::Shared(Arc::clone(&c.data)),
                 limit,
                 min_t: c.min_t,
@@ -57,6 +59,7 @@ fn snapshot(inner: &SeriesInner, watermark: u64, mint: i64, maxt: i64) -> Vec<Sn
     if seen < visible && !inner.head.is_empty() && inner.head_min_t <= maxt && inner.head.last_t() >= mint {
         let n = inner.head.len() as u64;
         out.push(SnapChunk {
+            kind: inner.head.kind(),
             data: ChunkData::Owned(Box::from(inner.head.bytes())),
             limit: (visible - seen).min(n) as usize,
             min_t: inner.head_min_t,
@@ -207,6 +210,7 @@ impl Querier for HeadQuerier {
 /// One chunk as [`ChunkSampleIter`] reads it.
 #[derive(Debug, Clone, Copy)]
 struct ChunkView<'a> {
+    kind: ChunkKind,
     bytes: &'a [u8],
     limit: usize,
     max_t: i64,
@@ -217,7 +221,7 @@ struct ChunkView<'a> {
 pub struct ChunkSampleIter<'a> {
     chunks: Vec<ChunkView<'a>>,
     next_chunk: usize,
-    cur: Option<XorIter<'a>>,
+    cur: Option<HeadChunkIter<'a>>,
     mint: i64,
     maxt: i64,
     last: Option<Sample>,
@@ -227,8 +231,10 @@ pub struct ChunkSampleIter<'a> {
 
 impl<'a> ChunkSampleIter<'a> {
     fn from_snap(chunks: &'a [SnapChunk], mint: i64, maxt: i64) -> Self {
-        let views =
-            chunks.iter().map(|c| ChunkView { bytes: c.bytes(), limit: c.limit, max_t: c.max_t }).collect();
+        let views = chunks
+            .iter()
+            .map(|c| ChunkView { kind: c.kind, bytes: c.bytes(), limit: c.limit, max_t: c.max_t })
+            .collect();
         Self::from_views(views, mint, maxt)
     }
 
@@ -238,7 +244,13 @@ impl<'a> ChunkSampleIter<'a> {
 
     /// An iterator over one encoded XOR chunk (all its samples), limited to `[mint, maxt]`.
     pub fn single(bytes: &'a [u8], mint: i64, maxt: i64) -> Self {
-        Self::from_views(vec![ChunkView { bytes, limit: usize::MAX, max_t: i64::MAX }], mint, maxt)
+        Self::single_of(ChunkKind::Xor, bytes, mint, maxt)
+    }
+
+    /// An iterator over one encoded head chunk of `kind` (all its samples), limited to
+    /// `[mint, maxt]`.
+    pub fn single_of(kind: ChunkKind, bytes: &'a [u8], mint: i64, maxt: i64) -> Self {
+        Self::from_views(vec![ChunkView { kind, bytes, limit: usize::MAX, max_t: i64::MAX }], mint, maxt)
     }
 
     fn raw_next(&mut self) -> Option<Sample> {
@@ -246,7 +258,7 @@ impl<'a> ChunkSampleIter<'a> {
             if self.cur.is_none() {
                 let c = self.chunks.get(self.next_chunk)?;
                 self.next_chunk += 1;
-                self.cur = Some(XorIter::with_limit(c.bytes, c.limit));
+                self.cur = Some(HeadChunkIter::with_limit(c.kind, c.bytes, c.limit));
             }
             let it = self.cur.as_mut()?;
             match it.next() {

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::chunk::xor::{XorChunk, num_samples};
+use crate::chunk::adaptive::{ChunkKind, HeadChunk};
+use crate::chunk::xor::num_samples;
 
 /// A chunk that no longer takes samples.
 #[derive(Debug, Clone)]
 pub(crate) struct ClosedChunk {
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
+    pub(crate) kind: ChunkKind,
     pub(crate) data: Arc<[u8]>,
 }
 
@@ -116,7 +118,7 @@ pub(crate) struct MemSeries {
 /// The mutable part of a series, behind its lock.
 #[derive(Debug)]
 pub(crate) struct SeriesInner {
-    pub(crate) head: XorChunk,
+    pub(crate) head: HeadChunk,
     pub(crate) head_min_t: i64,
     pub(crate) closed: Vec<ClosedChunk>,
     /// Samples in `closed` and `head`.
@@ -144,7 +146,7 @@ pub(crate) struct AppendEffect {
 impl SeriesInner {
     pub(crate) fn new(logged: bool) -> Self {
         SeriesInner {
-            head: XorChunk::new(),
+            head: HeadChunk::new(),
             head_min_t: 0,
             closed: Vec::new(),
             total: 0,
@@ -196,10 +198,11 @@ impl SeriesInner {
         // The next chunk of a series is usually about as big as the last one: reserve that,
         // plus a little, so that it rarely reallocates or holds much spare.
         let len = self.head.bytes().len();
-        let old = std::mem::replace(&mut self.head, XorChunk::with_capacity(len + len / 16));
+        let old = std::mem::replace(&mut self.head, HeadChunk::with_capacity(len + len / 16));
         self.closed.push(ClosedChunk {
             min_t: self.head_min_t,
             max_t: old.last_t(),
+            kind: old.kind(),
             data: Arc::from(old.bytes()),
         });
     }
@@ -249,7 +252,7 @@ impl SeriesInner {
             if self.head.last_t() < t {
                 samples += self.head.len() as u64;
                 bytes += self.head.heap_bytes();
-                self.head = XorChunk::new();
+                self.head = HeadChunk::new();
             } else {
                 empty = false;
             }
