@@ -2,9 +2,9 @@
 //! (consecutive ranges, or overlapping ones from backfill) are merged, and a timestamp present
 //! in more than one block is returned once.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::merge::MergeSorted;
 use super::reader::{Block, BlockError};
 use crate::index::ChunkMeta;
 use crate::model::{Labels, Matcher, Sample};
@@ -45,27 +45,109 @@ impl BlocksQuerier {
         self.blocks.iter().filter(move |b| b.meta().min_time <= maxt && b.meta().max_time > mint)
     }
 
-    /// Matching series with their chunks in every overlapping block, by labels.
+    /// Matching series with their chunks in every overlapping block, in label order, each
+    /// with its parts in block order (by start time). Blocks outside `[mint, maxt]` are not
+    /// read; each block lists its series in label order, so the lists are merged by comparing
+    /// their heads, and a single list passes through.
     fn matching(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<BTreeMap<Labels, Vec<Part>>, QueryError> {
-        let mut out: BTreeMap<Labels, Vec<Part>> = BTreeMap::new();
-        for b in self.overlapping(mint, maxt) {
-            let to_err = |source| query_err(BlockError::Index { dir: b.dir().to_path_buf(), source });
-            let ids = b.index().select(matchers).map_err(to_err)?;
-            for (_, labels, chunks) in b.index().series(&ids).map_err(to_err)? {
-                let chunks: Vec<ChunkMeta> =
-                    chunks.into_iter().filter(|c| c.maxt >= mint && c.mint <= maxt).collect();
-                if !chunks.is_empty() {
-                    out.entry(labels).or_default().push(Part { block: b.clone(), chunks });
-                }
+    ) -> Result<Vec<(Labels, Vec<Part>)>, QueryError> {
+        let mut blocks: Vec<&Arc<Block>> = self.overlapping(mint, maxt).collect();
+        blocks.sort_by_key(|b| b.meta().min_time);
+        let mut lists = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let list = block_matching(b, matchers, mint, maxt)?;
+            if !list.is_empty() {
+                lists.push(list);
             }
         }
-        Ok(out)
+        if lists.len() <= 1 {
+            let list = lists.pop().unwrap_or_default();
+            return Ok(list.into_iter().map(|(labels, part)| (labels, vec![part])).collect());
+        }
+        let started = lists
+            .into_iter()
+            .map(|l| {
+                let mut it = l.into_iter();
+                (it.next(), it)
+            })
+            .collect();
+        Ok(MergeSorted::new(started, |x: &(Labels, Part)| &x.0)
+            .filter_map(|group| {
+                let mut group = group.into_iter();
+                let (labels, first) = group.next()?;
+                let mut parts = Vec::with_capacity(1 + group.len());
+                parts.push(first);
+                parts.extend(group.map(|(_, p)| p));
+                Some((labels, parts))
+            })
+            .collect())
     }
+
+    /// The series map the optimised [`BlocksQuerier::matching`] is checked against.
+    #[cfg(test)]
+    fn matching_naive(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<Part>)>, QueryError> {
+        let mut out: std::collections::BTreeMap<Labels, Vec<Part>> = Default::default();
+        for b in self.overlapping(mint, maxt) {
+            for (labels, part) in block_matching(b, matchers, mint, maxt)? {
+                out.entry(labels).or_default().push(part);
+            }
+        }
+        for parts in out.values_mut() {
+            parts.sort_by_key(|p| p.block.meta().min_time);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// [`Querier::select`] through [`BlocksQuerier::matching_naive`].
+    #[cfg(test)]
+    pub(crate) fn select_naive(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<SeriesSet<'_>, QueryError> {
+        Ok(series_set(self.matching_naive(matchers, mint, maxt)?, mint, maxt))
+    }
+}
+
+/// One block's matching series with their chunks in `[mint, maxt]`, in label order (the
+/// index's order).
+fn block_matching(
+    b: &Arc<Block>,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<(Labels, Part)>, QueryError> {
+    let to_err = |source| query_err(BlockError::Index { dir: b.dir().to_path_buf(), source });
+    let ids = b.index().select(matchers).map_err(to_err)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (_, labels, chunks) in b.index().series(&ids).map_err(to_err)? {
+        let chunks: Vec<ChunkMeta> =
+            chunks.into_iter().filter(|c| c.maxt >= mint && c.mint <= maxt).collect();
+        if !chunks.is_empty() {
+            out.push((labels, Part { block: Arc::clone(b), chunks }));
+        }
+    }
+    Ok(out)
+}
+
+fn series_set<'a>(matching: Vec<(Labels, Vec<Part>)>, mint: i64, maxt: i64) -> SeriesSet<'a> {
+    Box::new(
+        matching
+            .into_iter()
+            .map(move |(labels, parts)| BlockSeries { labels, parts, mint, maxt })
+            .filter(|s| s.has_samples())
+            .map(|s| Box::new(s) as Box<dyn Series>),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -157,17 +239,7 @@ impl SampleIter for VecIter {
 
 impl Querier for BlocksQuerier {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<SeriesSet<'_>, QueryError> {
-        let mut parts_by_labels = self.matching(matchers, mint, maxt)?;
-        for parts in parts_by_labels.values_mut() {
-            parts.sort_by_key(|p| p.block.meta().min_time);
-        }
-        Ok(Box::new(
-            parts_by_labels
-                .into_iter()
-                .map(move |(labels, parts)| BlockSeries { labels, parts, mint, maxt })
-                .filter(|s| s.has_samples())
-                .map(|s| Box::new(s) as Box<dyn Series>),
-        ))
+        Ok(series_set(self.matching(matchers, mint, maxt)?, mint, maxt))
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError> {

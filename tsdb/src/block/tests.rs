@@ -135,6 +135,59 @@ proptest! {
     }
 }
 
+/// Collects a series set (labels and samples).
+fn collect_set(set: crate::querier::SeriesSet<'_>) -> Vec<(Labels, Vec<Sample>)> {
+    set.map(|s| {
+        let mut it = s.iter();
+        let mut v = Vec::new();
+        while let Some(x) = it.next() {
+            v.push(x);
+        }
+        assert!(it.err().is_none());
+        (s.labels().clone(), v)
+    })
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// The merges by sorted streams (several blocks, head and blocks, single sources passed
+    /// through) answer exactly as the map of every series did.
+    #[test]
+    fn merged_selects_answer_as_the_naive_merge(
+        d in data(), e in data(), cuts in proptest::collection::btree_set(0i64..3_000_000, 0..4),
+        lo in -10i64..3_000_000, len in 0i64..4_000_000,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cuts: Vec<i64> = cuts.into_iter().collect();
+        // Consecutive blocks of `d`, plus `e` in blocks overlapping them (a backfill).
+        let mut blocks = blocks_of(&dir.path().join("d"), &d, &cuts);
+        blocks.extend(blocks_of(&dir.path().join("e"), &e, &cuts[..cuts.len().min(1)]));
+        let bq = BlocksQuerier::new(blocks.clone());
+        let empty = MemHead::new();
+        let head = head_of(&e);
+        let merged = MergeQuerier::new(vec![
+            empty.querier().unwrap(),
+            head.querier().unwrap(),
+            Box::new(BlocksQuerier::new(blocks.iter().take(2).cloned().collect())),
+            Box::new(BlocksQuerier::new(blocks.iter().skip(2).cloned().collect())),
+        ]);
+        let single = MergeQuerier::new(vec![empty.querier().unwrap(), Box::new(bq.clone())]);
+        let mut ms = matchers();
+        ms.push(vec![Matcher::equal("__name__", "m2"), Matcher::new(MatchOp::Regex, "pod", "p[34]").unwrap()]);
+        for m in ms {
+            for (mint, maxt) in [(i64::MIN, i64::MAX), (lo, lo + len)] {
+                let want = collect_set(bq.select_naive(&m, mint, maxt).unwrap());
+                prop_assert_eq!(&collect_set(bq.select(&m, mint, maxt).unwrap()), &want);
+                prop_assert_eq!(&collect_set(single.select(&m, mint, maxt).unwrap()), &want);
+                let want = collect_set(merged.select_naive(&m, mint, maxt).unwrap());
+                prop_assert_eq!(&collect_set(merged.select(&m, mint, maxt).unwrap()), &want);
+            }
+        }
+    }
+}
+
 fn one_block() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let series = (0..400).map(|i| {
