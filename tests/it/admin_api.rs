@@ -225,3 +225,99 @@ fn delete_series_snapshot_and_clean_tombstones_over_http() {
     counts.sort();
     assert_eq!(counts, [("b".to_string(), b_left.len().to_string()), ("c".to_string(), "40".to_string())]);
 }
+
+/// Kills Prometheus when the test ends, pass or fail.
+struct Prometheus {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// After `delete_series`, `/api/v1/labels` and `/api/v1/label/<name>/values` answer as the real
+/// Prometheus 2.42 (Debian `prometheus`) given the same remote-written data and the same
+/// deletion: its head answers label names and values from postings, ignoring tombstones, so a
+/// series whose samples were all deleted stays listed while it is in the head.
+#[test]
+fn label_names_and_values_after_delete_series_match_prometheus() {
+    use crate::harness::{free_port, http, require_program};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = std::process::Command::new(require_program("prometheus", "prometheus"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .args(["--web.enable-admin-api", "--web.enable-remote-write-receiver", "--log.level=error"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let prom = Prometheus { child, addr };
+    let server =
+        TestServer::start(&dir.path().join("kahu"), &["--web.enable-admin-api", "--collect.interval", "1h"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(prom.addr).is_err()
+        || http(prom.addr, "GET", "/-/ready", &[], b"").status != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "Prometheus did not become ready");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t0 = (now - 12 * 60_000) / 1000 * 1000;
+    let headers = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    let body = write_request(&["a", "b", "c"], t0);
+    let both = |method: &str, path: &str, body: &[u8]| -> (Response, Response) {
+        let k = server.request(method, path, &headers, body);
+        let p = http(prom.addr, method, path, &headers, body);
+        (k, p)
+    };
+    let (k, p) = both("POST", "/api/v1/write", &body);
+    assert_eq!((k.status, p.status), (204, 204), "{} / {}", k.text(), p.text());
+    // Series a entirely, b partly.
+    let del_a = format!("/api/v1/admin/tsdb/delete_series?match[]={}", encode("adm_test{series=\"a\"}"));
+    let del_b = format!(
+        "/api/v1/admin/tsdb/delete_series?match[]={}&start={}&end={}",
+        encode("adm_test{series=\"b\"}"),
+        (t0 + 10 * STEP_MS) as f64 / 1000.0,
+        (t0 + 19 * STEP_MS) as f64 / 1000.0
+    );
+    for path in [&del_a, &del_b] {
+        let (k, p) = both("POST", path, b"");
+        assert_eq!((k.status, p.status), (204, 204), "{} / {}", k.text(), p.text());
+    }
+    let m = encode("adm_test");
+    let range = format!("start={}&end={}", t0 / 1000, now / 1000 + 1);
+    let outside = format!("start={}&end={}", t0 / 1000 - 7200, t0 / 1000 - 3600);
+    for path in [
+        "/api/v1/label/series/values".to_string(),
+        format!("/api/v1/label/series/values?{range}"),
+        format!("/api/v1/label/series/values?{outside}"),
+        format!("/api/v1/label/series/values?match[]={m}"),
+        format!("/api/v1/labels?match[]={m}"),
+        format!("/api/v1/labels?match[]={m}&{range}"),
+        format!("/api/v1/label/__name__/values?match[]={}", encode("{series=\"a\"}")),
+    ] {
+        let (k, p) = both("GET", &path, b"");
+        assert_eq!((k.status, p.status), (200, 200), "{path}: {} / {}", k.text(), p.text());
+        assert_eq!(k.json(), p.json(), "{path}");
+    }
+    // Without match[]: kahu also holds its own metrics; every name Prometheus lists is listed.
+    let (k, p) = both("GET", "/api/v1/labels", b"");
+    let (k, p) = (k.json(), p.json());
+    let listed: Vec<&Value> = k["data"].as_array().unwrap().iter().collect();
+    assert_eq!(p["data"], json!(["__name__", "series"]), "{p}");
+    for name in p["data"].as_array().unwrap() {
+        assert!(listed.contains(&name), "{name} missing from {k}");
+    }
+}

@@ -242,3 +242,41 @@ fn a_snapshot_is_a_data_directory_holding_the_blocks_and_the_head() {
     let b = &s.blocks()[0];
     assert!(std::fs::metadata(b.dir().join("index")).unwrap().nlink() >= 2);
 }
+
+/// Label names and values answer from the series in the head and the blocks, ignoring
+/// tombstones, as Prometheus 2.42 does (checked against the real one over HTTP in
+/// `tests/it/admin_api.rs`): a series whose samples were all deleted, or whose samples were
+/// never committed, keeps its names and values listed until it leaves the head.
+#[test]
+fn label_names_and_values_list_head_series_until_they_leave_the_head() {
+    use kahu_tsdb::Queryable;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), block_opts(false)).unwrap();
+    fill(&db, 0, 500);
+    let gone = Labels::from_pairs([("__name__", "m"), ("i", "9"), ("only_rolled_back", "yes")]);
+    let mut app = db.appender();
+    app.append(&gone, 100, 1.0).unwrap();
+    app.rollback();
+    db.delete_series(&[Matcher::equal("i", "0")], i64::MIN, i64::MAX).unwrap();
+    let q = db.querier().unwrap();
+    let values = q.label_values("i", &[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(values, ["0", "1", "2", "3", "4", "5", "9"]);
+    let names = q.label_names(&[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(names, ["__name__", "i", "only_rolled_back"]);
+    // With a matcher: the deleted series too (its chunks are still in the head).
+    assert_eq!(q.label_values("i", &[Matcher::equal("i", "0")], 0, 1000).unwrap(), ["0"]);
+    // No sample shows.
+    assert!(!dump_db(&db).contains_key(&series(0)));
+    drop(q);
+    // Persisted: the series leave the head (nothing of theirs was written into a block).
+    for t in (500..3000).step_by(10) {
+        let mut app = db.appender();
+        app.append(&series(1), t, 1.0).unwrap();
+        app.commit().unwrap();
+    }
+    let s = db.maintain().unwrap();
+    assert_eq!(s.persisted, 2, "{s:?}");
+    let q = db.querier().unwrap();
+    assert_eq!(q.label_values("i", &[], i64::MIN, i64::MAX).unwrap(), ["1", "2", "3", "4", "5"]);
+    assert_eq!(q.label_names(&[], i64::MIN, i64::MAX).unwrap(), ["__name__", "i"]);
+}
