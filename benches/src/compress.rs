@@ -188,6 +188,16 @@ fn value_kind(val: &[u8]) -> String {
                 let t = ["plain", "delta", "dod"].get(usize::from(t)).copied().unwrap_or("?");
                 format!("decimal e{exp} {t}{}", if g > 1 { " gcd>1" } else { "" })
             }
+            5 => {
+                let exp = d.u8()?;
+                let exc = d.uvarint()?;
+                for _ in 0..exc {
+                    d.uvarint()?;
+                    d.u64()?;
+                }
+                let t = ["offset", "delta", "dod", "dma"].get(usize::from(d.u8()?)).copied().unwrap_or("?");
+                format!("decimal-rc e{exp} {t}")
+            }
             c => format!("codec {c}"),
         })
     };

@@ -80,6 +80,9 @@ pub struct ChunkWriter {
     file: Option<(PathBuf, BufWriter<std::fs::File>)>,
     seg_len: u64,
     frame: Vec<Vec<u8>>,
+    /// Per chunk of `frame`: its smallest encoding without entropy-coded value codecs, when
+    /// `frame` holds an entropy-coded one (see [`ChunkWriter::flush_frame`]).
+    classic: Vec<Option<Vec<u8>>>,
     frame_raw: usize,
     /// (segment name, size) of every closed segment.
     done: Vec<(String, u64)>,
@@ -104,6 +107,7 @@ impl ChunkWriter {
             file: None,
             seg_len: 0,
             frame: Vec::new(),
+            classic: Vec::new(),
             frame_raw: 0,
             done: Vec::new(),
             frames: 0,
@@ -157,9 +161,10 @@ impl ChunkWriter {
         let index = u16::try_from(self.frame.len())
             .map_err(|_| ChunkWriteError::TooLarge("frame above 65,536 chunks"))?;
         let mut bytes = Vec::with_capacity(samples.len() + 16);
-        codec::encode_chunk(&mut bytes, samples);
+        let (_, classic) = codec::encode_chunk_with_classic(&mut bytes, samples);
         self.frame_raw += bytes.len();
         self.frame.push(bytes);
+        self.classic.push(classic);
         let r = ChunkRef::new(self.seg, offset, index);
         if self.frame_raw >= FRAME_TARGET || self.frame.len() == usize::from(u16::MAX) {
             self.flush_frame()?;
@@ -167,24 +172,41 @@ impl ChunkWriter {
         Ok(r)
     }
 
+    /// Writes the frame. When some of its chunks are range-coded (which zstd cannot shrink,
+    /// while it does shrink bit-packed chunks by matching across series), the frame is also
+    /// compressed with those chunks in their best classic encoding, and the smaller frame is
+    /// written: codecs are chosen by the size that lands on disk.
     fn flush_frame(&mut self) -> Result<(), ChunkWriteError> {
         if self.frame.is_empty() {
             return Ok(());
         }
-        let mut raw = Vec::with_capacity(self.frame_raw + 4 * self.frame.len() + 8);
-        put_uvarint(&mut raw, self.frame.len() as u64);
-        for c in &self.frame {
-            put_uvarint(&mut raw, c.len() as u64);
+        let frame_section = |chunks: &mut dyn Iterator<Item = &Vec<u8>>, level: i32, raw_len: usize| {
+            let chunks: Vec<&Vec<u8>> = chunks.collect();
+            let mut raw = Vec::with_capacity(raw_len + 4 * chunks.len() + 8);
+            put_uvarint(&mut raw, chunks.len() as u64);
+            for c in &chunks {
+                put_uvarint(&mut raw, c.len() as u64);
+            }
+            for c in &chunks {
+                raw.extend_from_slice(c);
+            }
+            let mut out = Vec::with_capacity(raw.len() / 2 + 32);
+            section::write(&mut out, FRAME_MAGIC, VERSION, &raw, Some(level));
+            out
+        };
+        let mut out = frame_section(&mut self.frame.iter(), self.level, self.frame_raw);
+        if self.classic.iter().any(Option::is_some) {
+            let mut classic = self.frame.iter().zip(&self.classic).map(|(c, alt)| alt.as_ref().unwrap_or(c));
+            let alt = frame_section(&mut classic, self.level, self.frame_raw);
+            if alt.len() < out.len() {
+                out = alt;
+            }
         }
-        for c in &self.frame {
-            raw.extend_from_slice(c);
-        }
-        let mut out = Vec::with_capacity(raw.len() / 2 + 32);
-        section::write(&mut out, FRAME_MAGIC, VERSION, &raw, Some(self.level));
         let Some((path, w)) = self.file.as_mut() else { return Err(ChunkWriteError::TooLarge("no segment")) };
         w.write_all(&out).map_err(|source| ChunkWriteError::Io { path: path.clone(), source })?;
         self.seg_len += out.len() as u64;
         self.frame.clear();
+        self.classic.clear();
         self.frame_raw = 0;
         self.frames += 1;
         Ok(())

@@ -8,6 +8,7 @@
 pub mod bitpack;
 pub mod buf;
 pub mod ints;
+pub mod rc;
 pub mod ts;
 pub mod values;
 
@@ -76,11 +77,22 @@ pub enum ValueCodec {
     Raw = 2,
     /// Mantissas of a power of ten, as an integer sequence, plus exceptions.
     Decimal = 4,
+    /// As [`ValueCodec::Decimal`], with the mantissas range-coded.
+    DecimalRc = 5,
 }
 
 impl ValueCodec {
     /// Every value codec.
-    pub const ALL: [ValueCodec; 3] = [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal];
+    pub const ALL: [ValueCodec; 4] =
+        [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal, ValueCodec::DecimalRc];
+
+    /// The codecs whose output zstd can still shrink (everything but the entropy-coded ones).
+    pub const CLASSIC: [ValueCodec; 3] = [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal];
+
+    /// Whether the codec's output is entropy-coded, so that zstd cannot shrink it further.
+    pub fn is_entropy_coded(self) -> bool {
+        matches!(self, ValueCodec::DecimalRc)
+    }
 
     /// The id byte.
     pub fn to_code(self) -> u8 {
@@ -126,6 +138,7 @@ enum ValuePlan {
     Const,
     Raw(usize),
     Decimal(values::decimal::Plan),
+    DecimalRc(Vec<u8>),
 }
 
 impl ValuePlan {
@@ -134,6 +147,7 @@ impl ValuePlan {
             ValuePlan::Const => ValueCodec::Const,
             ValuePlan::Raw(_) => ValueCodec::Raw,
             ValuePlan::Decimal(_) => ValueCodec::Decimal,
+            ValuePlan::DecimalRc(_) => ValueCodec::DecimalRc,
         }
     }
     fn size(&self) -> usize {
@@ -141,6 +155,7 @@ impl ValuePlan {
             ValuePlan::Const => 8,
             ValuePlan::Raw(s) => *s,
             ValuePlan::Decimal(p) => p.size(),
+            ValuePlan::DecimalRc(b) => b.len(),
         }
     }
 }
@@ -150,6 +165,7 @@ fn value_plan(vals: &[f64], codec: ValueCodec) -> Option<ValuePlan> {
         ValueCodec::Const => values::constant::estimate(vals).map(|_| ValuePlan::Const),
         ValueCodec::Raw => Some(ValuePlan::Raw(values::raw::estimate(vals))),
         ValueCodec::Decimal => values::decimal::plan(vals).map(ValuePlan::Decimal),
+        ValueCodec::DecimalRc => values::decimal::plan(vals).map(|p| ValuePlan::DecimalRc(p.encode_rc())),
     }
 }
 
@@ -211,6 +227,7 @@ fn write(out: &mut Vec<u8>, n: usize, parts: &Parts, tp: &TsPlan, vp: &ValuePlan
         ValuePlan::Const => values::constant::encode(out, &parts.vals),
         ValuePlan::Raw(_) => values::raw::encode(out, &parts.vals),
         ValuePlan::Decimal(p) => p.encode(out),
+        ValuePlan::DecimalRc(b) => out.extend_from_slice(b),
     }
 }
 
@@ -226,19 +243,84 @@ pub struct ChunkCodecs {
 /// Appends `samples` (sorted by strictly increasing timestamp, at most [`MAX_CHUNK_SAMPLES`])
 /// encoded with the smallest codecs; returns which were used.
 pub fn encode_chunk(out: &mut Vec<u8>, samples: &[Sample]) -> ChunkCodecs {
+    encode_chunk_among(out, samples, &ValueCodec::ALL)
+}
+
+/// As [`encode_chunk`], choosing the value codec among `value_codecs` only (with `raw` as the
+/// fallback when none applies).
+pub fn encode_chunk_among(out: &mut Vec<u8>, samples: &[Sample], value_codecs: &[ValueCodec]) -> ChunkCodecs {
     let parts = split(samples);
-    let tp = TsCodec::ALL
+    let tp = best_ts_plan(&parts.ts);
+    let vp = value_plans(&parts.vals, value_codecs)
         .into_iter()
-        .filter_map(|c| ts_plan(&parts.ts, c))
-        .min_by_key(TsPlan::size)
-        .unwrap_or(TsPlan::Delta(ts::delta::estimate(&parts.ts)));
-    let vp = ValueCodec::ALL
-        .into_iter()
-        .filter_map(|c| value_plan(&parts.vals, c))
         .min_by_key(ValuePlan::size)
         .unwrap_or(ValuePlan::Raw(values::raw::estimate(&parts.vals)));
+    write_checked(out, samples, &parts, &tp, &vp)
+}
+
+/// As [`encode_chunk`]; when the chosen value codec is entropy-coded, also returns the chunk
+/// encoded with the smallest of [`ValueCodec::CLASSIC`], for a writer that chooses by the size
+/// after zstd. Plans shared by both are computed once.
+pub fn encode_chunk_with_classic(out: &mut Vec<u8>, samples: &[Sample]) -> (ChunkCodecs, Option<Vec<u8>>) {
+    let parts = split(samples);
+    let tp = best_ts_plan(&parts.ts);
+    let mut plans = value_plans(&parts.vals, &ValueCodec::ALL);
+    let Some(best) = plans.iter().enumerate().min_by_key(|(_, p)| p.size()).map(|(i, _)| i) else {
+        let vp = ValuePlan::Raw(values::raw::estimate(&parts.vals));
+        return (write_checked(out, samples, &parts, &tp, &vp), None);
+    };
+    let vp = plans.remove(best);
+    let used = write_checked(out, samples, &parts, &tp, &vp);
+    if !used.value.is_some_and(ValueCodec::is_entropy_coded) {
+        return (used, None);
+    }
+    let classic = plans
+        .into_iter()
+        .filter(|p| !p.codec().is_entropy_coded())
+        .min_by_key(ValuePlan::size)
+        .unwrap_or(ValuePlan::Raw(values::raw::estimate(&parts.vals)));
+    let mut alt = Vec::with_capacity(classic.size() + tp.size() + 16);
+    write_checked(&mut alt, samples, &parts, &tp, &classic);
+    (used, Some(alt))
+}
+
+fn best_ts_plan(ts: &[i64]) -> TsPlan {
+    TsCodec::ALL
+        .into_iter()
+        .filter_map(|c| ts_plan(ts, c))
+        .min_by_key(TsPlan::size)
+        .unwrap_or(TsPlan::Delta(ts::delta::estimate(ts)))
+}
+
+/// The plans of `codecs` that apply; `decimal-rc` reuses the `decimal` plan when both are asked.
+fn value_plans(vals: &[f64], codecs: &[ValueCodec]) -> Vec<ValuePlan> {
+    let mut plans: Vec<ValuePlan> = Vec::with_capacity(codecs.len());
+    for &c in codecs {
+        let from_decimal = (c == ValueCodec::DecimalRc)
+            .then(|| {
+                plans.iter().find_map(|p| match p {
+                    ValuePlan::Decimal(d) => Some(ValuePlan::DecimalRc(d.encode_rc())),
+                    _ => None,
+                })
+            })
+            .flatten();
+        if let Some(p) = from_decimal.or_else(|| value_plan(vals, c)) {
+            plans.push(p);
+        }
+    }
+    plans
+}
+
+/// Writes the chunk and checks it decodes to `samples`.
+fn write_checked(
+    out: &mut Vec<u8>,
+    samples: &[Sample],
+    parts: &Parts,
+    tp: &TsPlan,
+    vp: &ValuePlan,
+) -> ChunkCodecs {
     let start = out.len();
-    write(out, samples.len(), &parts, &tp, &vp);
+    write(out, samples.len(), parts, tp, vp);
     // Bit-exactness is the contract: check it here, once per chunk, rather than trust every
     // codec's arithmetic on every input. A failure falls back to the codecs that cannot fail.
     let ok = out.get(start..).map(decode_chunk).is_some_and(|r| r.is_ok_and(|d| d == samples));
@@ -247,7 +329,7 @@ pub fn encode_chunk(out: &mut Vec<u8>, samples: &[Sample]) -> ChunkCodecs {
         out.truncate(start);
         let tp = TsPlan::Delta(ts::delta::estimate(&parts.ts));
         let vp = ValuePlan::Raw(values::raw::estimate(&parts.vals));
-        write(out, samples.len(), &parts, &tp, &vp);
+        write(out, samples.len(), parts, &tp, &vp);
         return ChunkCodecs { ts: TsCodec::Delta, value: Some(ValueCodec::Raw) };
     }
     ChunkCodecs { ts: tp.codec(), value: (!parts.vals.is_empty()).then(|| vp.codec()) }
@@ -324,6 +406,7 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<Sample>, CodecError> {
         ValueCodec::Const => values::constant::decode(&mut d, m)?,
         ValueCodec::Raw => values::raw::decode(&mut d, m)?,
         ValueCodec::Decimal => values::decimal::decode(&mut d, m)?,
+        ValueCodec::DecimalRc => values::decimal::decode_rc(&mut d, m)?,
     };
     if d.remaining() > 0 {
         return Err(CodecError::Trailing(d.remaining()));

@@ -31,6 +31,19 @@ fn check_codecs(samples: &[Sample]) {
     assert_eq!(out.len(), best, "the smallest pair is chosen");
     assert_eq!(decode_chunk(&out).unwrap(), samples);
     assert!(used.value.is_some() || samples.iter().all(|s| s.v.to_bits() == STALE_NAN_BITS));
+    // What the block writer calls: the same chunk, plus a classic alternative exactly when the
+    // chosen codec is entropy-coded, which decodes too and is the smallest classic pair.
+    let mut same = Vec::new();
+    let (used2, classic) = encode_chunk_with_classic(&mut same, samples);
+    assert_eq!((same.as_slice(), used2), (out.as_slice(), used));
+    assert_eq!(classic.is_some(), used.value.is_some_and(ValueCodec::is_entropy_coded));
+    if let Some(alt) = classic {
+        assert_eq!(decode_chunk(&alt).unwrap(), samples);
+        let mut among = Vec::new();
+        let c = encode_chunk_among(&mut among, samples, &ValueCodec::CLASSIC);
+        assert!(!c.value.is_some_and(ValueCodec::is_entropy_coded));
+        assert_eq!(alt, among);
+    }
 }
 
 fn special_value() -> impl Strategy<Value = f64> {
@@ -196,7 +209,8 @@ fn microsecond_cpu_counters_are_decimal_with_exponent_6() {
         })
         .collect();
     let mut out = Vec::new();
-    assert_eq!(encode_chunk(&mut out, &samples).value, Some(ValueCodec::Decimal));
+    let used = encode_chunk(&mut out, &samples).value;
+    assert!(matches!(used, Some(ValueCodec::Decimal | ValueCodec::DecimalRc)), "{used:?}");
     // ~15 bits of increment entropy per sample: well under the 8 bytes of raw.
     assert!(out.len() < 480 * 3, "{} bytes", out.len());
     assert_eq!(decode_chunk(&out).unwrap(), samples);

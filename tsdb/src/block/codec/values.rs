@@ -1,8 +1,9 @@
-//! Value codecs: `const`, `raw` and `decimal`. See `docs/format/chunks.md`, "Value codecs".
+//! Value codecs: `const`, `raw`, `decimal` and `decimal-rc`. See `docs/format/chunks.md`, "Value
+//! codecs".
 
 use super::CodecError;
 use super::buf::{Dec, put_uvarint, uvarint_len};
-use super::ints;
+use super::{ints, rc};
 
 /// `const`: every value has the same bits.
 pub mod constant {
@@ -169,8 +170,7 @@ pub mod decimal {
             self.size
         }
 
-        /// Appends the encoding.
-        pub fn encode(&self, out: &mut Vec<u8>) {
+        fn encode_header(&self, out: &mut Vec<u8>) {
             out.push(self.exp as u8);
             put_uvarint(out, self.exceptions.len() as u64);
             let mut pi = 0usize;
@@ -179,12 +179,38 @@ pub mod decimal {
                 out.extend_from_slice(&bits.to_le_bytes());
                 pi = i;
             }
+        }
+
+        /// Appends the encoding.
+        pub fn encode(&self, out: &mut Vec<u8>) {
+            self.encode_header(out);
             ints::encode(out, &self.mantissas);
+        }
+
+        /// The `decimal-rc` encoding of the same exponent, exceptions and mantissas (range-coded).
+        pub fn encode_rc(&self) -> Vec<u8> {
+            let mut out = Vec::with_capacity(self.size);
+            self.encode_header(&mut out);
+            out.extend_from_slice(&rc::encode_best(&self.mantissas));
+            out
         }
     }
 
     /// Decodes `n` values.
     pub fn decode(d: &mut Dec<'_>, n: usize) -> Result<Vec<f64>, CodecError> {
+        decode_with(d, n, ints::decode)
+    }
+
+    /// Decodes `n` values of `decimal-rc`.
+    pub fn decode_rc(d: &mut Dec<'_>, n: usize) -> Result<Vec<f64>, CodecError> {
+        decode_with(d, n, rc::decode)
+    }
+
+    fn decode_with(
+        d: &mut Dec<'_>,
+        n: usize,
+        mantissas: fn(&mut Dec<'_>, usize) -> Result<Vec<i64>, CodecError>,
+    ) -> Result<Vec<f64>, CodecError> {
         let e = usize::from(d.u8()?);
         if e > MAX_EXP {
             return Err(CodecError::Invalid("decimal exponent"));
@@ -203,7 +229,7 @@ pub mod decimal {
             }
             exceptions.push((pi, f64::from_bits(d.u64()?)));
         }
-        let mantissas = ints::decode(d, n)?;
+        let mantissas = mantissas(d, n)?;
         let mut out: Vec<f64> = mantissas.into_iter().map(|m| value(m, e)).collect();
         for (i, v) in exceptions {
             if let Some(slot) = out.get_mut(i) {
