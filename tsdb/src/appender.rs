@@ -88,9 +88,11 @@ pub trait Appender: Send {
     }
 
     /// Same as [`Appender::append_pairs`] for labels that come with their remote-write encoding
-    /// (checked canonical by [`ProtoLabels::new`]): the head hashes the encoded bytes at once.
+    /// (checked canonical by [`ProtoLabels::parse`]): the head hashes the encoded bytes at once
+    /// and compares an existing series' labels with the strings in place.
     fn append_proto(&mut self, labels: &ProtoLabels<'_>, t: i64, v: f64) -> Result<(), AppendError> {
-        self.append_pairs(labels.pairs(), t, v)
+        let pairs: Vec<(&str, &str)> = labels.pairs().collect();
+        self.append_pairs(&pairs, t, v)
     }
 
     /// Makes the batch durable and visible.

@@ -95,14 +95,31 @@ pub struct WriteOutcome {
     pub first_error: Option<String>,
 }
 
+/// The labels of one series of a request.
+#[derive(Debug, Clone, Copy)]
+pub enum SeriesLabels<'a, 'b> {
+    /// Their encoding, canonical ([`ProtoLabels::parse`]): read in place, never split into pairs
+    /// unless needed.
+    Proto(ProtoLabels<'a>),
+    /// Pairs as sent, in any other encoding.
+    Pairs(&'b [(&'a str, &'a str)]),
+}
+
+impl<'a> SeriesLabels<'a, '_> {
+    /// The pairs as sent.
+    pub fn to_vec(&self) -> Vec<(&'a str, &'a str)> {
+        match self {
+            SeriesLabels::Proto(p) => p.pairs().collect(),
+            SeriesLabels::Pairs(pairs) => pairs.to_vec(),
+        }
+    }
+}
+
 /// One series of a request, borrowed from the message bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesRef<'a, 'b> {
-    /// Label pairs as sent.
-    pub labels: &'b [(&'a str, &'a str)],
-    /// The bytes from the first `labels` field to the end of the last one, as sent (their
-    /// canonical encoding when [`ProtoLabels::new`] accepts them).
-    pub encoded_labels: &'a [u8],
+    /// The labels.
+    pub labels: SeriesLabels<'a, 'b>,
     /// `(timestamp ms, value)` pairs as sent.
     pub samples: &'b [(i64, f64)],
     /// Exemplars in the series.
@@ -111,11 +128,17 @@ pub struct SeriesRef<'a, 'b> {
     pub histograms: u64,
 }
 
+/// Where one series' labels are.
+enum SpanLabels<'a> {
+    Proto(ProtoLabels<'a>),
+    /// In [`Decoded::pairs`].
+    Pairs(std::ops::Range<usize>),
+}
+
 /// Where one series' parts are in [`Decoded`].
 struct Span<'a> {
-    labels: std::ops::Range<usize>,
+    labels: SpanLabels<'a>,
     samples: std::ops::Range<usize>,
-    encoded_labels: &'a [u8],
     exemplars: u64,
     histograms: u64,
 }
@@ -408,24 +431,94 @@ fn decode_series<'a>(
     let labels_start = d.pairs.len();
     label_strs(raw, encoded_labels, strs, &mut d.pairs)?;
     d.series.push(Span {
-        labels: labels_start..d.pairs.len(),
+        labels: SpanLabels::Pairs(labels_start..d.pairs.len()),
         samples: samples_start..d.samples.len(),
-        encoded_labels,
         exemplars,
         histograms,
     });
     Ok(())
 }
 
+/// A `Sample` as every sender writes it: value (field 1) then timestamp (field 2), both present.
+#[inline]
+fn fast_sample(sb: &[u8]) -> Option<(i64, f64)> {
+    let (first, rest) = sb.split_first_chunk::<9>()?;
+    let [0x09, v @ ..] = first else { return None };
+    let [0x10, t @ ..] = rest else { return None };
+    let mut r = Reader::new(t, 0);
+    let t = r.varint().ok()?;
+    r.done().then_some((t as i64, f64::from_bits(u64::from_le_bytes(*v))))
+}
+
+/// Decodes one `TimeSeries` laid out as senders write it: the labels first, in their canonical
+/// encoding ([`ProtoLabels::parse`]), kept as they are rather than split into pairs. `None` (with
+/// `d` as it was) for anything else, which [`decode_series`] then reads and reports exactly.
+fn decode_series_fast<'a>(b: &'a [u8], base: usize, d: &mut Decoded<'a>) -> Option<()> {
+    let mut pos = 0;
+    while let Some(&[0x0a, l]) = b.get(pos..pos + 2)
+        && l < 0x80
+    {
+        pos += 2 + usize::from(l);
+    }
+    let labels = ProtoLabels::parse(b.get(..pos)?)?;
+    let samples_start = d.samples.len();
+    let (mut exemplars, mut histograms) = (0, 0);
+    let mut r = Reader::new(b.get(pos..)?, base + pos);
+    let mut rest = || -> Option<()> {
+        while !r.done() {
+            match r.key().ok()? {
+                (2, 2) => {
+                    let (sb, off) = r.bytes().ok()?;
+                    d.samples.push(fast_sample(sb).or_else(|| decode_sample(sb, off).ok())?);
+                }
+                (3, 2) => {
+                    r.bytes().ok()?;
+                    exemplars += 1;
+                }
+                (4, 2) => {
+                    r.bytes().ok()?;
+                    histograms += 1;
+                }
+                (1, _) => return None,
+                (_, w) => r.skip(w).ok()?,
+            }
+        }
+        Some(())
+    };
+    if rest().is_none() {
+        d.samples.truncate(samples_start);
+        return None;
+    }
+    d.series.push(Span {
+        labels: SpanLabels::Proto(labels),
+        samples: samples_start..d.samples.len(),
+        exemplars,
+        histograms,
+    });
+    Some(())
+}
+
 /// Decodes a `WriteRequest` without copying, calling `each` for every series. Protobuf
 /// semantics: fields in any order, unknown fields skipped. The whole message is checked before
 /// the first call, so a malformed request stores nothing.
-pub fn decode<'a>(msg: &'a [u8], mut each: impl FnMut(&SeriesRef<'a, '_>)) -> Result<(), DecodeError> {
-    let mut series: Vec<(&'a [u8], usize)> = Vec::new();
+pub fn decode<'a>(msg: &'a [u8], each: impl FnMut(&SeriesRef<'a, '_>)) -> Result<(), DecodeError> {
+    decode_with_metadata(msg, each).map(drop)
+}
+
+/// [`decode`], returning the `metadata` fields (bytes and offset) found on the way.
+type Fields<'a> = Vec<(&'a [u8], usize)>;
+
+fn decode_with_metadata<'a>(
+    msg: &'a [u8],
+    mut each: impl FnMut(&SeriesRef<'a, '_>),
+) -> Result<Fields<'a>, DecodeError> {
+    let mut series: Fields<'a> = Vec::new();
+    let mut metadata: Fields<'a> = Vec::new();
     let mut r = Reader::new(msg, 0);
     while !r.done() {
         match r.key()? {
             (1, 2) => series.push(r.bytes()?),
+            (3, 2) => metadata.push(r.bytes()?),
             (_, w) => r.skip(w)?,
         }
     }
@@ -436,98 +529,114 @@ pub fn decode<'a>(msg: &'a [u8], mut each: impl FnMut(&SeriesRef<'a, '_>)) -> Re
     };
     let (mut raw, mut strs) = (Vec::new(), Vec::new());
     for &(b, off) in &series {
-        decode_series(b, off, &mut d, &mut raw, &mut strs)?;
+        if decode_series_fast(b, off, &mut d).is_none() {
+            decode_series(b, off, &mut d, &mut raw, &mut strs)?;
+        }
     }
     for s in &d.series {
+        let labels = match &s.labels {
+            SpanLabels::Proto(p) => SeriesLabels::Proto(*p),
+            SpanLabels::Pairs(r) => SeriesLabels::Pairs(d.pairs.get(r.clone()).unwrap_or_default()),
+        };
         each(&SeriesRef {
-            labels: d.pairs.get(s.labels.clone()).unwrap_or_default(),
-            encoded_labels: s.encoded_labels,
+            labels,
             samples: d.samples.get(s.samples.clone()).unwrap_or_default(),
             exemplars: s.exemplars,
             histograms: s.histograms,
         });
     }
-    Ok(())
+    Ok(metadata)
 }
 
 /// The `metadata` list of a `WriteRequest` (field 3): `(family, metadata)` for each
 /// `MetricMetadata{type=1, metric_family_name=2, help=4, unit=5}` with a family name.
 pub fn decode_metadata(msg: &[u8]) -> Result<Vec<(String, Metadata)>, DecodeError> {
-    let mut out = Vec::new();
+    let mut fields = Vec::new();
     let mut r = Reader::new(msg, 0);
     while !r.done() {
         match r.key()? {
-            (3, 2) => {
-                let (b, base) = r.bytes()?;
-                let mut m = Reader::new(b, base);
-                let (mut kind, mut family, mut help, mut unit) = (0u64, "", "", "");
-                while !m.done() {
-                    match m.key()? {
-                        (1, 0) => kind = m.varint()?,
-                        (2, 2) => family = m.str()?,
-                        (4, 2) => help = m.str()?,
-                        (5, 2) => unit = m.str()?,
-                        (_, w) => m.skip(w)?,
-                    }
-                }
-                if !family.is_empty() {
-                    // prompb.MetricMetadata.MetricType: UNKNOWN, COUNTER, GAUGE, HISTOGRAM,
-                    // GAUGEHISTOGRAM, SUMMARY, INFO, STATESET.
-                    let kind = match kind {
-                        1 => MetricType::Counter,
-                        2 => MetricType::Gauge,
-                        3 => MetricType::Histogram,
-                        4 => MetricType::GaugeHistogram,
-                        5 => MetricType::Summary,
-                        6 => MetricType::Info,
-                        7 => MetricType::StateSet,
-                        _ => MetricType::Unknown,
-                    };
-                    out.push((
-                        family.to_string(),
-                        Metadata { kind, help: help.to_string(), unit: unit.to_string() },
-                    ));
-                }
-            }
+            (3, 2) => fields.push(r.bytes()?),
             (_, w) => r.skip(w)?,
         }
+    }
+    metadata_of(&fields)
+}
+
+/// The metadata in `MetricMetadata` messages (`type=1, metric_family_name=2, help=4, unit=5`),
+/// those with a family name.
+fn metadata_of(fields: &[(&[u8], usize)]) -> Result<Vec<(String, Metadata)>, DecodeError> {
+    let mut out = Vec::new();
+    for &(b, base) in fields {
+        let mut m = Reader::new(b, base);
+        let (mut kind, mut family, mut help, mut unit) = (0u64, "", "", "");
+        while !m.done() {
+            match m.key()? {
+                (1, 0) => kind = m.varint()?,
+                (2, 2) => family = m.str()?,
+                (4, 2) => help = m.str()?,
+                (5, 2) => unit = m.str()?,
+                (_, w) => m.skip(w)?,
+            }
+        }
+        if family.is_empty() {
+            continue;
+        }
+        // prompb.MetricMetadata.MetricType: UNKNOWN, COUNTER, GAUGE, HISTOGRAM, GAUGEHISTOGRAM,
+        // SUMMARY, INFO, STATESET.
+        let kind = match kind {
+            1 => MetricType::Counter,
+            2 => MetricType::Gauge,
+            3 => MetricType::Histogram,
+            4 => MetricType::GaugeHistogram,
+            5 => MetricType::Summary,
+            6 => MetricType::Info,
+            7 => MetricType::StateSet,
+            _ => MetricType::Unknown,
+        };
+        out.push((family.to_string(), Metadata { kind, help: help.to_string(), unit: unit.to_string() }));
     }
     Ok(out)
 }
 
-/// Decodes `msg` and appends it through one appender, committing once.
+/// Decodes `msg` and appends it through one appender, committing once. The request's metric
+/// metadata goes to `metadata`, if given.
 pub fn ingest(
     appendable: &dyn Appendable,
     msg: &[u8],
+    metadata: Option<&MetadataStore>,
 ) -> Result<Result<WriteOutcome, kahu_tsdb::CommitError>, DecodeError> {
     let mut app: Box<dyn Appender + '_> = appendable.appender();
     let mut out = WriteOutcome::default();
-    decode(msg, |s| {
+    let fields = decode_with_metadata(msg, |s| {
         out.exemplars += s.exemplars;
         out.histograms += s.histograms;
-        let proto = ProtoLabels::new(s.labels, s.encoded_labels);
         for &(t, v) in s.samples {
             out.samples += 1;
-            let appended = match &proto {
-                Some(p) => app.append_proto(p, t, v),
-                None => app.append_pairs(s.labels, t, v),
+            let appended = match &s.labels {
+                SeriesLabels::Proto(p) => app.append_proto(p, t, v),
+                SeriesLabels::Pairs(pairs) => app.append_pairs(pairs, t, v),
             };
-            match appended {
-                Ok(()) => {}
-                Err(e) => {
-                    match e {
-                        AppendError::OutOfOrder { .. } => out.out_of_order += 1,
-                        AppendError::DuplicateTimestamp { .. } => out.duplicate += 1,
-                        AppendError::OutOfBounds { .. } => out.out_of_bounds += 1,
-                        AppendError::InvalidLabels { .. } => out.invalid_labels += 1,
-                    }
-                    if out.first_error.is_none() {
-                        out.first_error = Some(e.to_string());
-                    }
+            if let Err(e) = appended {
+                match e {
+                    AppendError::OutOfOrder { .. } => out.out_of_order += 1,
+                    AppendError::DuplicateTimestamp { .. } => out.duplicate += 1,
+                    AppendError::OutOfBounds { .. } => out.out_of_bounds += 1,
+                    AppendError::InvalidLabels { .. } => out.invalid_labels += 1,
+                }
+                if out.first_error.is_none() {
+                    out.first_error = Some(e.to_string());
                 }
             }
         }
     })?;
+    if let Some(store) = metadata
+        && !fields.is_empty()
+    {
+        // The message decoded as a whole above, so its metadata list does too.
+        for (family, md) in metadata_of(&fields).unwrap_or_default() {
+            store.set("remote_write", &family, md);
+        }
+    }
     Ok(app.commit().map(|summary| {
         out.samples_written = summary.samples;
         out
@@ -635,15 +744,8 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
     let task = tokio::task::spawn_blocking(move || {
         with_buffer(|buf| {
             let msg = decompress_into(&body, buf).map_err(|e| format!("snappy decode: {e}"))?;
-            let outcome = ingest(state.appendable.as_ref(), msg)
-                .map_err(|e| format!("decode protobuf WriteRequest: {e}"))?;
-            if let Some(store) = &state.metadata {
-                // The message decoded as a whole above, so its metadata list does too.
-                for (family, md) in decode_metadata(msg).unwrap_or_default() {
-                    store.set("remote_write", &family, md);
-                }
-            }
-            Ok::<_, String>(outcome)
+            ingest(state.appendable.as_ref(), msg, state.metadata.as_deref())
+                .map_err(|e| format!("decode protobuf WriteRequest: {e}"))
         })
     });
     match task.await {
@@ -797,7 +899,7 @@ mod tests {
             let back = prompb::WriteRequest::decode(bytes.as_slice()).unwrap();
             let mut got = Vec::new();
             decode(&bytes, |s| got.push((
-                s.labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>(),
+                s.labels.to_vec().iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>(),
                 s.samples.iter().map(|(t, v)| (*t, v.to_bits())).collect::<Vec<_>>(),
                 s.exemplars as usize,
                 s.histograms as usize,
@@ -811,19 +913,22 @@ mod tests {
             prop_assert_eq!(got, want);
         }
 
-        /// Labels as prost encodes them come with their canonical encoding, which hashes like the
+        /// Labels as prost encodes them arrive in their canonical encoding, which hashes like the
         /// pairs, unless a name or value is empty; whether they are sorted is told apart.
         #[test]
         fn sorted_labels_arrive_canonical(req in arb_request()) {
             let bytes = req.encode_to_vec();
             decode(&bytes, |s| {
-                let non_empty = s.labels.iter().all(|(n, v)| !n.is_empty() && !v.is_empty());
-                let sorted = s.labels.windows(2).all(|w| w[0].0 < w[1].0);
-                let p = ProtoLabels::new(s.labels, s.encoded_labels);
-                assert_eq!(p.is_some(), non_empty, "{:?}", s.labels);
-                if let Some(p) = p {
-                    assert_eq!(p.is_sorted(), sorted, "{:?}", s.labels);
-                    assert_eq!(p.hash(), kahu_tsdb::model::proto_labels_hash(s.labels.iter().copied()));
+                let pairs = s.labels.to_vec();
+                let non_empty = pairs.iter().all(|(n, v)| !n.is_empty() && !v.is_empty());
+                let sorted = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+                match s.labels {
+                    SeriesLabels::Proto(p) => {
+                        assert!(non_empty, "{pairs:?}");
+                        assert_eq!(p.is_sorted(), sorted, "{pairs:?}");
+                        assert_eq!(p.hash(), kahu_tsdb::model::proto_labels_hash(pairs.iter().copied()));
+                    }
+                    SeriesLabels::Pairs(_) => assert!(!non_empty, "{pairs:?}"),
                 }
             }).unwrap();
         }
@@ -905,6 +1010,48 @@ mod tests {
         assert_eq!(decode(&bytes, |_| {}), Err(DecodeError::NotUtf8 { offset: offsets[0] }));
     }
 
+    /// Series in layouts no common sender writes (a label after the samples, a label's value
+    /// before its name, a non-minimal length, a sample's timestamp first) are read like prost
+    /// reads them.
+    #[test]
+    fn unusual_layouts_decode_like_prost() {
+        let label = |n: &[u8], v: &[u8]| [&[0x0a, n.len() as u8][..], n, &[0x12, v.len() as u8], v].concat();
+        let field = |tag: u8, body: &[u8]| [&[tag, body.len() as u8][..], body].concat();
+        let sample = [&[0x09][..], &2.5f64.to_le_bytes(), &[0x10, 0x07]].concat();
+        let reversed_sample = [&[0x10, 0x07, 0x09][..], &2.5f64.to_le_bytes()].concat();
+        let reversed_label = [&[0x12, 1, b'v', 0x0a, 1, b'n'][..]].concat();
+        let loose_label = [&[0x0a, 0x81, 0x00, b'n', 0x12, 1, b'v'][..]].concat();
+        let series: Vec<Vec<u8>> = vec![
+            [field(0x0a, &label(b"a", b"1")), field(0x12, &sample), field(0x0a, &label(b"b", b"2"))].concat(),
+            [field(0x0a, &reversed_label), field(0x12, &sample)].concat(),
+            [field(0x0a, &loose_label), field(0x12, &reversed_sample)].concat(),
+            [field(0x12, &sample), field(0x28, &[]), field(0x0a, &label(b"x", b"y"))].concat(),
+        ];
+        for ts in series {
+            let msg = field(0x0a, &ts);
+            let want = prompb::WriteRequest::decode(msg.as_slice()).unwrap();
+            let mut got = Vec::new();
+            decode(&msg, |s| {
+                got.push((
+                    s.labels.to_vec().iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>(),
+                    s.samples.to_vec(),
+                ))
+            })
+            .unwrap();
+            let want: Vec<_> = want
+                .timeseries
+                .iter()
+                .map(|t| {
+                    (
+                        t.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect::<Vec<_>>(),
+                        t.samples.iter().map(|s| (s.timestamp, s.value)).collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{ts:02x?}");
+        }
+    }
+
     #[test]
     fn content_types_select_v1_only() {
         for ok in [
@@ -943,7 +1090,7 @@ mod tests {
             ],
             metadata: vec![],
         };
-        let out = ingest(&head, &req.encode_to_vec()).unwrap().unwrap();
+        let out = ingest(&head, &req.encode_to_vec(), None).unwrap().unwrap();
         assert_eq!((out.samples, out.samples_written, out.out_of_order, out.invalid_labels), (3, 1, 1, 1));
         let msg = out.problem().unwrap();
         assert!(

@@ -1,6 +1,7 @@
 //! The head's appender: validates each sample at once, writes the batch to the WAL on commit,
 //! then applies it.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,7 +16,7 @@ use crate::wal::segment::begin_frame;
 /// A label set as the head reads it: `num` pairs, sorted by name.
 pub(crate) trait LabelSource {
     fn num(&self) -> usize;
-    fn pair(&self, i: usize) -> (&str, &str);
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
 
     /// Whether the names are known to be strictly increasing and non-empty, so that validation
     /// only has to check the limits.
@@ -26,7 +27,7 @@ pub(crate) trait LabelSource {
     /// The hash the head files the series under ([`proto_labels_hash`]). Equal label sets
     /// hash equally whatever their representation.
     fn label_hash(&self) -> u64 {
-        proto_labels_hash((0..self.num()).map(|i| self.pair(i)))
+        proto_labels_hash(self.pairs())
     }
 }
 
@@ -34,8 +35,8 @@ impl LabelSource for Labels {
     fn num(&self) -> usize {
         self.len()
     }
-    fn pair(&self, i: usize) -> (&str, &str) {
-        self.as_slice().get(i).map_or(("", ""), |l| (l.name.as_ref(), l.value.as_ref()))
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.as_slice().iter().map(|l| (l.name.as_ref(), l.value.as_ref()))
     }
 }
 
@@ -43,20 +44,8 @@ impl LabelSource for [(&str, &str)] {
     fn num(&self) -> usize {
         self.len()
     }
-    fn pair(&self, i: usize) -> (&str, &str) {
-        self.get(i).copied().unwrap_or(("", ""))
-    }
-}
-
-impl LabelSource for ProtoLabels<'_> {
-    fn num(&self) -> usize {
-        self.pairs().len()
-    }
-    fn pair(&self, i: usize) -> (&str, &str) {
-        self.pairs().get(i).copied().unwrap_or(("", ""))
-    }
-    fn label_hash(&self) -> u64 {
-        self.hash()
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().copied()
     }
 }
 
@@ -65,10 +54,10 @@ struct SortedProto<'p, 'a>(&'p ProtoLabels<'a>);
 
 impl LabelSource for SortedProto<'_, '_> {
     fn num(&self) -> usize {
-        self.0.num()
+        self.0.len()
     }
-    fn pair(&self, i: usize) -> (&str, &str) {
-        self.0.pair(i)
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.pairs()
     }
     fn label_hash(&self) -> u64 {
         self.0.hash()
@@ -89,8 +78,7 @@ fn label_problem<L: LabelSource + ?Sized>(l: &L, limits: &super::LabelLimits) ->
     }
     let check_names = !l.checked_sorted();
     let mut prev: Option<&str> = None;
-    for i in 0..n {
-        let (name, value) = l.pair(i);
+    for (name, value) in l.pairs() {
         if check_names {
             if name.is_empty() {
                 return Some("empty label name".to_string());
@@ -122,6 +110,8 @@ struct Pending {
     series: Arc<MemSeries>,
     t: i64,
     v: u64,
+    /// Set by the commit: the sample goes in (the series took no newer sample meanwhile).
+    ok: bool,
 }
 
 /// A batch of appends to the [`Head`]. See [`Appender`] for the contract.
@@ -173,9 +163,10 @@ impl<'a> HeadAppender<'a> {
     ) -> Result<(), AppendError> {
         let c = &self.head.counters;
         let v_bits = v.to_bits();
-        let last = match self.batch_last.get(&series.sref) {
-            Some(&l) => Some(l),
-            None => series.inner.lock().last(),
+        let entry = self.batch_last.entry(series.sref);
+        let last = match &entry {
+            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Vacant(_) => series.inner.lock().last(),
         };
         if let Some((lt, lv)) = last {
             if t < lt {
@@ -190,8 +181,8 @@ impl<'a> HeadAppender<'a> {
                 return Err(AppendError::DuplicateTimestamp { series: display(), t });
             }
         }
-        self.batch_last.insert(series.sref, (t, v_bits));
-        self.pending.push(Pending { series, t, v: v_bits });
+        entry.insert_entry((t, v_bits));
+        self.pending.push(Pending { series, t, v: v_bits, ok: false });
         Ok(())
     }
 
@@ -213,21 +204,14 @@ impl<'a> HeadAppender<'a> {
         let before = self.pending.len();
         self.pending.retain(|p| p.t >= floor);
         c.out_of_bounds.fetch_add((before - self.pending.len()) as u64, Ordering::Relaxed);
-        for p in &mut self.pending {
-            if p.series.inner.lock().removed {
-                let labels = head.labels_of(&p.series, &head.symbols.read());
-                let (fresh, created) = head.get_or_create(&labels);
-                if created {
-                    self.new_series += 1;
-                }
-                p.series = fresh;
-            }
-        }
-        // Another appender may have committed newer samples since `append` checked.
-        let mut accepted: Vec<&Pending> = Vec::with_capacity(self.pending.len());
-        let mut to_log: Vec<&Arc<MemSeries>> = Vec::new();
-        for p in &self.pending {
+        // Another appender may have committed newer samples since `append` checked. One lock of
+        // each series: `None` when it was removed; else whether the sample goes in and whether
+        // the series needs its WAL record.
+        let admit = |p: &Pending| {
             let mut inner = p.series.inner.lock();
+            if inner.removed {
+                return None;
+            }
             if let Some((lt, lv)) = inner.last()
                 && p.t <= lt
             {
@@ -236,21 +220,42 @@ impl<'a> HeadAppender<'a> {
                 } else if lv != p.v {
                     c.duplicate.fetch_add(1, Ordering::Relaxed);
                 }
-                continue;
+                return Some((false, false));
             }
-            if !inner.logged {
-                inner.logged = true;
-                to_log.push(&p.series);
+            let first_log = !inner.logged;
+            inner.logged = true;
+            Some((true, first_log))
+        };
+        let mut to_log: Vec<usize> = Vec::new();
+        let mut accepted = 0usize;
+        for (i, p) in self.pending.iter_mut().enumerate() {
+            let (ok, first_log) = match admit(p) {
+                Some(r) => r,
+                None => {
+                    let labels = head.labels_of(&p.series, &head.symbols.read());
+                    let (fresh, created) = head.get_or_create(&labels);
+                    if created {
+                        self.new_series += 1;
+                    }
+                    p.series = fresh;
+                    // Truncation waits for the commit lock: the fresh series stays.
+                    admit(p).unwrap_or((false, false))
+                }
+            };
+            p.ok = ok;
+            accepted += usize::from(ok);
+            if first_log {
+                to_log.push(i);
             }
-            accepted.push(p);
         }
+        let accepted_iter = || self.pending.iter().filter(|p| p.ok);
         if let Some(wal) = head.wal.get() {
             let buf = &mut state.buf;
             begin_frame(buf);
             if !to_log.is_empty() {
                 let syms = head.symbols.read();
                 let mut enc = SeriesEncoder::new(buf);
-                for s in &to_log {
+                for s in to_log.iter().filter_map(|&i| self.pending.get(i)).map(|p| &p.series) {
                     enc.add(
                         s.sref,
                         s.labels.iter().map(|(n, v)| (syms.get(n).as_ref(), syms.get(v).as_ref())),
@@ -259,11 +264,11 @@ impl<'a> HeadAppender<'a> {
                 enc.finish();
             }
             let samples: Vec<RefSample> =
-                accepted.iter().map(|p| RefSample { sref: p.series.sref, t: p.t, v: p.v }).collect();
+                accepted_iter().map(|p| RefSample { sref: p.series.sref, t: p.t, v: p.v }).collect();
             encode_samples(buf, &samples);
             if let Err(e) = wal.log(buf) {
-                for s in &to_log {
-                    s.inner.lock().logged = false;
+                for p in to_log.iter().filter_map(|&i| self.pending.get(i)) {
+                    p.series.inner.lock().logged = false;
                 }
                 return Err(CommitError::Wal(std::io::Error::other(e)));
             }
@@ -273,16 +278,22 @@ impl<'a> HeadAppender<'a> {
         }
         let low = head.low_watermark.load(Ordering::Acquire);
         let (per_chunk, range) = (head.opts.samples_per_chunk, head.opts.chunk_range_ms);
-        for p in &accepted {
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for p in accepted_iter() {
             let eff = {
                 let mut inner = p.series.inner.lock();
                 inner.begin_commit(seq, low);
                 inner.append(p.t, f64::from_bits(p.v), per_chunk, range)
             };
             head.account(&eff);
-            head.note_time(p.t);
+            min_t = min_t.min(p.t);
+            max_t = max_t.max(p.t);
         }
-        let n = accepted.len() as u64;
+        if accepted > 0 {
+            head.note_time(min_t);
+            head.note_time(max_t);
+        }
+        let n = accepted as u64;
         c.samples_appended.fetch_add(n, Ordering::Relaxed);
         c.commits.fetch_add(1, Ordering::Relaxed);
         state.seq = seq;
@@ -309,12 +320,19 @@ impl Appender for HeadAppender<'_> {
     }
 
     fn append_proto(&mut self, labels: &ProtoLabels<'_>, t: i64, v: f64) -> Result<(), AppendError> {
-        let display = || Labels::from_pairs(labels.pairs().iter().copied()).to_string();
+        let display = || Labels::from_pairs(labels.pairs()).to_string();
         let head = self.head;
         // A series the head holds with exactly these labels proves them sorted, so the common
-        // case only checks the limits (a series replayed from the WAL may predate them).
-        if let Some(series) = head.find(labels.hash(), labels) {
-            if let Some(reason) = label_problem(&SortedProto(labels), &head.opts.limits) {
+        // case only checks the limits, from the figures the parse took (a series replayed from
+        // the WAL may predate them).
+        if let Some(series) = head.find(labels.hash(), &SortedProto(labels)) {
+            let lim = &head.opts.limits;
+            let over = |n: usize, limit: usize| limit > 0 && n > limit;
+            if (over(labels.len(), lim.max_label_names)
+                || over(labels.max_name_len(), lim.max_name_length)
+                || over(labels.max_value_len(), lim.max_value_length))
+                && let Some(reason) = label_problem(&SortedProto(labels), lim)
+            {
                 head.counters.invalid_labels.fetch_add(1, Ordering::Relaxed);
                 return Err(AppendError::InvalidLabels { series: display(), reason });
             }
@@ -326,7 +344,8 @@ impl Appender for HeadAppender<'_> {
             return self.append_to(series, t, v, display);
         }
         if !labels.is_sorted() {
-            return self.append_pairs(labels.pairs(), t, v);
+            let pairs: Vec<(&str, &str)> = labels.pairs().collect();
+            return self.append_pairs(&pairs, t, v);
         }
         self.append_source(&SortedProto(labels), t, v, display)
     }

@@ -201,6 +201,24 @@ pub(crate) fn series_heap_bytes(s: &MemSeries) -> usize {
     16 + std::mem::size_of::<MemSeries>() + s.labels.heap_bytes() + (8 + 16 + 1 + 8 + 8 + 1) * 8 / 7
 }
 
+/// `a == b`, inline: label strings are short, and a `memcmp` call per string costs more than
+/// the comparison.
+#[inline]
+fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ac, mut bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ac).zip(&mut bc) {
+        let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    ac.remainder().iter().zip(bc.remainder()).all(|(x, y)| x == y)
+}
+
 fn stripe(h: u64) -> usize {
     (h as usize) & (STRIPES - 1)
 }
@@ -284,10 +302,10 @@ impl Head {
             return false;
         }
         let syms = self.symbols.read();
-        s.labels.iter().enumerate().all(|(i, (a, b))| {
-            let (n, v) = labels.pair(i);
-            syms.get(a).as_ref() == n && syms.get(b).as_ref() == v
-        })
+        s.labels
+            .iter()
+            .zip(labels.pairs())
+            .all(|((a, b), (n, v))| same_str(syms.get(a), n) && same_str(syms.get(b), v))
     }
 
     /// The series with these (valid, sorted) labels, created if new; `true` when created.
@@ -314,8 +332,7 @@ impl Head {
         let mut pairs = Vec::with_capacity(labels.num());
         {
             let mut syms = self.symbols.write();
-            for i in 0..labels.num() {
-                let (n, v) = labels.pair(i);
+            for (n, v) in labels.pairs() {
                 // 2^32 distinct strings cannot be held in memory anyway; map the impossible
                 // overflow to the empty string rather than panic.
                 let ni = syms.intern(n).unwrap_or(0);

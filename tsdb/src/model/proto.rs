@@ -73,76 +73,121 @@ pub fn proto_labels_hash<'s>(pairs: impl IntoIterator<Item = (&'s str, &'s str)>
     })
 }
 
-/// A label set with its remote-write encoding at hand: name-value pairs without empty names or
-/// values and exactly the bytes [`encode_proto_labels`] writes for them, as checked by
-/// [`ProtoLabels::new`], so that an appender can trust the hash computed from the bytes. Whether
-/// the names are sorted (as a label set must be to be stored under that hash) is checked only
-/// when needed ([`ProtoLabels::is_sorted`]): a series the head already holds with these exact
-/// labels proves it.
+/// A label set in its remote-write encoding, as a receiver finds it in a request: the bytes of
+/// a `TimeSeries`' `labels` fields, checked by [`ProtoLabels::parse`] to be exactly what
+/// [`encode_proto_labels`] writes for non-empty names and values, so that an appender can trust
+/// the hash of the bytes and read the pairs straight from them. Whether the names are sorted (as
+/// a label set must be to be stored under that hash) is checked only when needed
+/// ([`ProtoLabels::is_sorted`]): a series the head already holds with these exact labels proves it.
 #[derive(Debug, Clone, Copy)]
 pub struct ProtoLabels<'a> {
-    pairs: &'a [(&'a str, &'a str)],
+    /// The encoding; valid UTF-8 as a whole, every length one byte.
+    encoded: &'a str,
     hash: u64,
-}
-
-/// Whether `b[pos..]` starts with `want`; the position after it.
-fn expect(b: &[u8], pos: usize, want: &[u8]) -> Option<usize> {
-    let end = pos.checked_add(want.len())?;
-    let got = b.get(pos..end)?;
-    // Borrowed from the same buffer (the receiver's case): no need to compare the bytes.
-    (std::ptr::eq(got.as_ptr(), want.as_ptr()) || got == want).then_some(end)
-}
-
-fn expect_varint(b: &[u8], mut pos: usize, v: usize) -> Option<usize> {
-    let mut v = v as u64;
-    loop {
-        let byte = *b.get(pos)?;
-        pos += 1;
-        if v < 0x80 {
-            return (u64::from(byte) == v).then_some(pos);
-        }
-        if byte != ((v as u8) | 0x80) {
-            return None;
-        }
-        v >>= 7;
-    }
+    len: u32,
+    max_name: u32,
+    max_value: u32,
 }
 
 impl<'a> ProtoLabels<'a> {
-    /// `pairs` with their encoding `encoded`, or `None` unless no name or value is empty and
-    /// `encoded` is exactly their [`encode_proto_labels`] form (cheap when the strings are
-    /// borrowed from `encoded`: no string is compared).
-    pub fn new(pairs: &'a [(&'a str, &'a str)], encoded: &[u8]) -> Option<Self> {
-        let mut pos = 0;
-        for &(n, v) in pairs {
-            if n.is_empty() || v.is_empty() {
+    /// The label set encoded in `encoded`, or `None` unless every label is
+    /// `0x0a L 0x0a n name 0x12 v value` with one-byte lengths (name and value under 124 bytes
+    /// together), a non-empty name and value, and the whole is valid UTF-8. (The bytes between
+    /// the strings are then ASCII, so the whole is valid UTF-8 exactly when every string is.)
+    /// Label sets that do not fit take [`crate::Appender::append_pairs`].
+    pub fn parse(encoded: &'a [u8]) -> Option<Self> {
+        let s = std::str::from_utf8(encoded).ok()?;
+        let (mut pos, mut len, mut max_name, mut max_value) = (0usize, 0u32, 0u8, 0u8);
+        while pos < encoded.len() {
+            let [TAG_1, l, TAG_1, n, rest @ ..] = encoded.get(pos..)? else { return None };
+            let (l, n) = (*l, *n);
+            if l >= 0x80 || n == 0 || n >= 0x80 {
                 return None;
             }
-            pos = expect(encoded, pos, &[TAG_1])?;
-            pos = expect_varint(encoded, pos, label_len(n, v))?;
-            pos = expect(encoded, pos, &[TAG_1])?;
-            pos = expect_varint(encoded, pos, n.len())?;
-            pos = expect(encoded, pos, n.as_bytes())?;
-            pos = expect(encoded, pos, &[TAG_2])?;
-            pos = expect_varint(encoded, pos, v.len())?;
-            pos = expect(encoded, pos, v.as_bytes())?;
+            let v = l.checked_sub(4)?.checked_sub(n)?;
+            let [TAG_2, vb, value @ ..] = rest.get(usize::from(n)..)? else { return None };
+            if *vb != v || v == 0 || value.len() < usize::from(v) {
+                return None;
+            }
+            max_name = max_name.max(n);
+            max_value = max_value.max(v);
+            len += 1;
+            pos += 2 + usize::from(l);
         }
-        (pos == encoded.len()).then(|| ProtoLabels { pairs, hash: xxh3_64(encoded) })
+        Some(ProtoLabels {
+            encoded: s,
+            hash: xxh3_64(encoded),
+            len,
+            max_name: u32::from(max_name),
+            max_value: u32::from(max_value),
+        })
     }
 
     /// Whether the names are strictly increasing (sorted, no repeats).
     pub fn is_sorted(&self) -> bool {
-        self.pairs.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0))
+        let mut pairs = self.pairs();
+        let Some((mut prev, _)) = pairs.next() else { return true };
+        pairs.all(|(n, _)| std::mem::replace(&mut prev, n) < n)
     }
 
-    /// The pairs, as given.
-    pub fn pairs(&self) -> &'a [(&'a str, &'a str)] {
-        self.pairs
+    /// The `(name, value)` pairs, in the order sent.
+    pub fn pairs(&self) -> ProtoPairs<'a> {
+        ProtoPairs { s: self.encoded, pos: 0 }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the longest name.
+    pub fn max_name_len(&self) -> usize {
+        self.max_name as usize
+    }
+
+    /// Bytes of the longest value.
+    pub fn max_value_len(&self) -> usize {
+        self.max_value as usize
     }
 
     /// [`proto_labels_hash`] of the pairs.
     pub fn hash(&self) -> u64 {
         self.hash
+    }
+
+    /// The encoded bytes.
+    pub fn encoded(&self) -> &'a [u8] {
+        self.encoded.as_bytes()
+    }
+}
+
+/// Iterator over the pairs of [`ProtoLabels`].
+#[derive(Debug, Clone)]
+pub struct ProtoPairs<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for ProtoPairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        // The layout was checked by `ProtoLabels::parse`.
+        let b = self.s.as_bytes();
+        let (l, n) = (usize::from(*b.get(self.pos + 1)?), usize::from(*b.get(self.pos + 3)?));
+        let name_at = self.pos + 4;
+        let v = usize::from(*b.get(name_at + n + 1)?);
+        let value_at = name_at + n + 2;
+        let name = self.s.get(name_at..name_at + n)?;
+        let value = self.s.get(value_at..value_at + v)?;
+        self.pos += 2 + l;
+        Some((name, value))
     }
 }
 
@@ -162,53 +207,69 @@ mod tests {
     }
 
     #[test]
-    fn only_the_exact_sorted_encoding_is_accepted() {
+    fn only_the_exact_encoding_is_accepted() {
         let pairs = [("__name__", "up"), ("job", "node")];
         let mut enc = Vec::new();
         encode_proto_labels(pairs.iter().copied(), &mut enc);
-        let p = ProtoLabels::new(&pairs, &enc).unwrap();
+        let p = ProtoLabels::parse(&enc).unwrap();
+        assert_eq!(p.pairs().collect::<Vec<_>>(), pairs);
+        assert_eq!((p.len(), p.max_name_len(), p.max_value_len()), (2, 8, 4));
         assert_eq!(p.hash(), proto_labels_hash(pairs.iter().copied()));
         assert_eq!(p.hash(), xxh3_64(&enc));
-        // Trailing bytes, a missing byte, a changed byte.
+        // Trailing bytes, a missing byte, a length that does not add up.
         let mut longer = enc.clone();
         longer.push(0);
-        assert!(ProtoLabels::new(&pairs, &longer).is_none());
-        assert!(ProtoLabels::new(&pairs, &enc[..enc.len() - 1]).is_none());
-        let mut changed = enc.clone();
-        *changed.last_mut().unwrap() = b'x';
-        assert!(ProtoLabels::new(&pairs, &changed).is_none());
+        assert!(ProtoLabels::parse(&longer).is_none());
+        assert!(ProtoLabels::parse(&enc[..enc.len() - 1]).is_none());
+        let mut bad_len = enc.clone();
+        bad_len[1] += 1;
+        assert!(ProtoLabels::parse(&bad_len).is_none());
+        // Not UTF-8.
+        let mut not_utf8 = enc.clone();
+        *not_utf8.last_mut().unwrap() = 0xff;
+        assert!(ProtoLabels::parse(&not_utf8).is_none());
         // A non-minimal varint for the name length (valid protobuf, not canonical).
         let mut loose = vec![TAG_1, 13, TAG_1, 0x88, 0x00];
         loose.extend_from_slice(b"__name__");
         loose.extend_from_slice(&[TAG_2, 2, b'u', b'p']);
-        assert!(ProtoLabels::new(&pairs[..1], &loose).is_none());
-        // Empty strings are refused; unsorted or repeated names are accepted but not sorted.
-        for bad in [vec![("a", "")], vec![("", "1")]] {
+        assert!(ProtoLabels::parse(&loose).is_none());
+        // Value before name.
+        assert!(ProtoLabels::parse(&[TAG_1, 6, TAG_2, 1, b'v', TAG_1, 1, b'n']).is_none());
+        // Empty strings and two-byte lengths are refused; unsorted or repeated names are accepted
+        // but not sorted.
+        let long = "v".repeat(200);
+        for bad in [vec![("a", "")], vec![("", "1")], vec![("a", long.as_str())]] {
             let mut e = Vec::new();
             encode_proto_labels(bad.iter().copied(), &mut e);
-            assert!(ProtoLabels::new(&bad, &e).is_none(), "{bad:?}");
+            assert!(ProtoLabels::parse(&e).is_none(), "{bad:?}");
         }
         for unsorted in [vec![("job", "node"), ("__name__", "up")], vec![("a", "1"), ("a", "2")]] {
             let mut e = Vec::new();
             encode_proto_labels(unsorted.iter().copied(), &mut e);
-            assert!(!ProtoLabels::new(&unsorted, &e).unwrap().is_sorted(), "{unsorted:?}");
+            assert!(!ProtoLabels::parse(&e).unwrap().is_sorted(), "{unsorted:?}");
         }
         assert!(p.is_sorted());
-        assert!(ProtoLabels::new(&[], &[]).is_some_and(|p| p.is_sorted()));
+        assert!(ProtoLabels::parse(&[]).is_some_and(|p| p.is_sorted() && p.is_empty()));
     }
 
     proptest! {
-        /// Whatever the string lengths (one- and two-byte varints), the encoding is accepted back
-        /// and hashes as the pairs do. (That it is what prost writes is checked in the receiver.)
+        /// The encoding of sorted pairs is accepted back, with the same pairs and hash, exactly when
+        /// every label's lengths fit one byte. (That it is what prost writes is checked in the
+        /// receiver.)
         #[test]
-        fn encoding_round_trips(names in proptest::collection::btree_set("[a-z_]{1,8}", 0..6), long in 0usize..300) {
+        fn encoding_round_trips(names in proptest::collection::btree_set("[a-z_]{1,8}", 0..6), long in 0usize..40) {
             let values: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{n}{}", "v".repeat(i * long))).collect();
             let pairs: Vec<(&str, &str)> = names.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
             let mut enc = Vec::new();
             encode_proto_labels(pairs.iter().copied(), &mut enc);
-            let p = ProtoLabels::new(&pairs, &enc);
-            prop_assert!(p.is_some());
-            prop_assert_eq!(p.map(|p| p.hash()), Some(proto_labels_hash(pairs.iter().copied())));
+            let p = ProtoLabels::parse(&enc);
+            let short = pairs.iter().all(|(n, v)| n.len() + v.len() < 124);
+            prop_assert_eq!(p.is_some(), short);
+            if let Some(p) = p {
+                prop_assert_eq!(p.hash(), proto_labels_hash(pairs.iter().copied()));
+                prop_assert_eq!(p.pairs().collect::<Vec<_>>(), pairs.clone());
+                prop_assert_eq!(p.is_sorted(), true);
+            }
         }
     }
 }

@@ -102,7 +102,7 @@ fn borrowed_pairs_find_the_same_series_as_labels() {
     let proto = |pairs: &[(&str, &str)], t: i64, app: &mut Box<dyn kahu_tsdb::Appender + '_>| {
         let mut enc = Vec::new();
         kahu_tsdb::model::encode_proto_labels(pairs.iter().copied(), &mut enc);
-        app.append_proto(&kahu_tsdb::model::ProtoLabels::new(pairs, &enc).unwrap(), t, t as f64).unwrap();
+        app.append_proto(&kahu_tsdb::model::ProtoLabels::parse(&enc).unwrap(), t, t as f64).unwrap();
     };
     proto(&[("__name__", "up"), ("job", "a")], 4, &mut app);
     proto(&[("job", "a"), ("__name__", "up")], 5, &mut app);
@@ -218,7 +218,7 @@ fn label_sets_are_validated_against_the_configured_limits() {
         // And the remote-write path, which passes the encoding when it is canonical.
         let mut enc = Vec::new();
         kahu_tsdb::model::encode_proto_labels(borrowed.iter().copied(), &mut enc);
-        let got_proto = match kahu_tsdb::model::ProtoLabels::new(&borrowed, &enc) {
+        let got_proto = match kahu_tsdb::model::ProtoLabels::parse(&enc) {
             Some(p) => app.append_proto(&p, 1000 + i as i64, 1.0),
             None => app.append_pairs(&borrowed, 1000 + i as i64, 1.0),
         };
