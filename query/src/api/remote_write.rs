@@ -454,16 +454,15 @@ fn fast_sample(sb: &[u8]) -> Option<(i64, f64)> {
 /// encoding ([`ProtoLabels::parse`]), kept as they are rather than split into pairs. `None` (with
 /// `d` as it was) for anything else, which [`decode_series`] then reads and reports exactly.
 fn decode_series_fast<'a>(b: &'a [u8], base: usize, d: &mut Decoded<'a>) -> Option<()> {
-    let mut pos = 0;
-    while let Some(&[0x0a, l]) = b.get(pos..pos + 2)
-        && l < 0x80
-    {
-        pos += 2 + usize::from(l);
+    let mut r = Reader::new(b, base);
+    while r.b.get(r.off) == Some(&0x0a) {
+        r.off += 1;
+        r.bytes().ok()?;
     }
+    let pos = r.off;
     let labels = ProtoLabels::parse(b.get(..pos)?)?;
     let samples_start = d.samples.len();
     let (mut exemplars, mut histograms) = (0, 0);
-    let mut r = Reader::new(b.get(pos..)?, base + pos);
     let mut rest = || -> Option<()> {
         while !r.done() {
             match r.key().ok()? {

@@ -81,45 +81,88 @@ pub fn proto_labels_hash<'s>(pairs: impl IntoIterator<Item = (&'s str, &'s str)>
 /// ([`ProtoLabels::is_sorted`]): a series the head already holds with these exact labels proves it.
 #[derive(Debug, Clone, Copy)]
 pub struct ProtoLabels<'a> {
-    /// The encoding; valid UTF-8 as a whole, every length one byte.
-    encoded: &'a str,
+    encoded: &'a [u8],
+    /// `encoded` as a `str` when it is valid UTF-8 as a whole (every length under 128: the bytes
+    /// between the strings are then ASCII), so that pairs are sliced out without checking again.
+    whole: Option<&'a str>,
     hash: u64,
     len: u32,
     max_name: u32,
     max_value: u32,
 }
 
-impl<'a> ProtoLabels<'a> {
-    /// The label set encoded in `encoded`, or `None` unless every label is
-    /// `0x0a L 0x0a n name 0x12 v value` with one-byte lengths (name and value under 124 bytes
-    /// together), a non-empty name and value, and the whole is valid UTF-8. (The bytes between
-    /// the strings are then ASCII, so the whole is valid UTF-8 exactly when every string is.)
-    /// Label sets that do not fit take [`crate::Appender::append_pairs`].
-    pub fn parse(encoded: &'a [u8]) -> Option<Self> {
-        let s = std::str::from_utf8(encoded).ok()?;
-        let (mut pos, mut len, mut max_name, mut max_value) = (0usize, 0u32, 0u8, 0u8);
-        while pos < encoded.len() {
-            let [TAG_1, l, TAG_1, n, rest @ ..] = encoded.get(pos..)? else { return None };
-            let (l, n) = (*l, *n);
-            if l >= 0x80 || n == 0 || n >= 0x80 {
+/// Reads a minimal varint at `b[*pos..]` (as [`put_varint`] writes it).
+#[inline]
+fn read_varint(b: &[u8], pos: &mut usize) -> Option<usize> {
+    let first = *b.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(usize::from(first));
+    }
+    let mut v = 0u64;
+    for i in 0..10 {
+        let byte = *b.get(*pos + i)?;
+        v |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        if byte < 0x80 {
+            let v = usize::try_from(v).ok()?;
+            // Minimal: the last byte carries bits.
+            if byte == 0 {
                 return None;
             }
-            let v = l.checked_sub(4)?.checked_sub(n)?;
-            let [TAG_2, vb, value @ ..] = rest.get(usize::from(n)..)? else { return None };
-            if *vb != v || v == 0 || value.len() < usize::from(v) {
+            *pos += i + 1;
+            return Some(v);
+        }
+    }
+    None
+}
+
+impl<'a> ProtoLabels<'a> {
+    /// The label set encoded in `encoded`, or `None` unless every label is
+    /// `0x0a L 0x0a n name 0x12 v value` with minimal varint lengths, a non-empty name and value,
+    /// and every string valid UTF-8. Label sets that do not fit take
+    /// [`crate::Appender::append_pairs`].
+    pub fn parse(encoded: &'a [u8]) -> Option<Self> {
+        let whole = std::str::from_utf8(encoded).ok();
+        let (mut pos, mut len, mut max_name, mut max_value) = (0usize, 0u32, 0usize, 0usize);
+        while pos < encoded.len() {
+            if *encoded.get(pos)? != TAG_1 {
+                return None;
+            }
+            pos += 1;
+            let l = read_varint(encoded, &mut pos)?;
+            let label_end = pos.checked_add(l)?;
+            if *encoded.get(pos)? != TAG_1 {
+                return None;
+            }
+            pos += 1;
+            let n = read_varint(encoded, &mut pos)?;
+            let name = encoded.get(pos..pos.checked_add(n)?)?;
+            pos += n;
+            if *encoded.get(pos)? != TAG_2 {
+                return None;
+            }
+            pos += 1;
+            let v = read_varint(encoded, &mut pos)?;
+            let value = encoded.get(pos..pos.checked_add(v)?)?;
+            pos += v;
+            if n == 0 || v == 0 || pos != label_end {
+                return None;
+            }
+            if whole.is_none() && (std::str::from_utf8(name).is_err() || std::str::from_utf8(value).is_err())
+            {
                 return None;
             }
             max_name = max_name.max(n);
             max_value = max_value.max(v);
             len += 1;
-            pos += 2 + usize::from(l);
         }
         Some(ProtoLabels {
-            encoded: s,
+            encoded,
+            whole,
             hash: xxh3_64(encoded),
             len,
-            max_name: u32::from(max_name),
-            max_value: u32::from(max_value),
+            max_name: u32::try_from(max_name).unwrap_or(u32::MAX),
+            max_value: u32::try_from(max_value).unwrap_or(u32::MAX),
         })
     }
 
@@ -132,7 +175,7 @@ impl<'a> ProtoLabels<'a> {
 
     /// The `(name, value)` pairs, in the order sent.
     pub fn pairs(&self) -> ProtoPairs<'a> {
-        ProtoPairs { s: self.encoded, pos: 0 }
+        ProtoPairs { b: self.encoded, whole: self.whole, pos: 0 }
     }
 
     /// Number of pairs.
@@ -162,15 +205,27 @@ impl<'a> ProtoLabels<'a> {
 
     /// The encoded bytes.
     pub fn encoded(&self) -> &'a [u8] {
-        self.encoded.as_bytes()
+        self.encoded
     }
 }
 
 /// Iterator over the pairs of [`ProtoLabels`].
 #[derive(Debug, Clone)]
 pub struct ProtoPairs<'a> {
-    s: &'a str,
+    b: &'a [u8],
+    whole: Option<&'a str>,
     pos: usize,
+}
+
+impl<'a> ProtoPairs<'a> {
+    /// The string at `b[at..at + n]` (checked UTF-8 by `ProtoLabels::parse`).
+    #[inline]
+    fn str_at(&self, at: usize, n: usize) -> Option<&'a str> {
+        match self.whole {
+            Some(s) => s.get(at..at.checked_add(n)?),
+            None => std::str::from_utf8(self.b.get(at..at.checked_add(n)?)?).ok(),
+        }
+    }
 }
 
 impl<'a> Iterator for ProtoPairs<'a> {
@@ -179,14 +234,15 @@ impl<'a> Iterator for ProtoPairs<'a> {
     #[inline]
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
         // The layout was checked by `ProtoLabels::parse`.
-        let b = self.s.as_bytes();
-        let (l, n) = (usize::from(*b.get(self.pos + 1)?), usize::from(*b.get(self.pos + 3)?));
-        let name_at = self.pos + 4;
-        let v = usize::from(*b.get(name_at + n + 1)?);
-        let value_at = name_at + n + 2;
-        let name = self.s.get(name_at..name_at + n)?;
-        let value = self.s.get(value_at..value_at + v)?;
-        self.pos += 2 + l;
+        let mut pos = self.pos + 1;
+        read_varint(self.b, &mut pos)?;
+        pos += 1;
+        let n = read_varint(self.b, &mut pos)?;
+        let name = self.str_at(pos, n)?;
+        pos += n + 1;
+        let v = read_varint(self.b, &mut pos)?;
+        let value = self.str_at(pos, v)?;
+        self.pos = pos + v;
         Some((name, value))
     }
 }
@@ -235,10 +291,15 @@ mod tests {
         assert!(ProtoLabels::parse(&loose).is_none());
         // Value before name.
         assert!(ProtoLabels::parse(&[TAG_1, 6, TAG_2, 1, b'v', TAG_1, 1, b'n']).is_none());
-        // Empty strings and two-byte lengths are refused; unsorted or repeated names are accepted
-        // but not sorted.
-        let long = "v".repeat(200);
-        for bad in [vec![("a", "")], vec![("", "1")], vec![("a", long.as_str())]] {
+        // A long value (two-byte lengths) that is not UTF-8.
+        let mut long = Vec::new();
+        encode_proto_labels([("a", "é".repeat(100).as_str())], &mut long);
+        assert!(ProtoLabels::parse(&long).is_some());
+        let at = long.len() - 1;
+        long[at] = 0xff;
+        assert!(ProtoLabels::parse(&long).is_none());
+        // Empty strings are refused; unsorted or repeated names are accepted but not sorted.
+        for bad in [vec![("a", "")], vec![("", "1")]] {
             let mut e = Vec::new();
             encode_proto_labels(bad.iter().copied(), &mut e);
             assert!(ProtoLabels::parse(&e).is_none(), "{bad:?}");
@@ -253,22 +314,21 @@ mod tests {
     }
 
     proptest! {
-        /// The encoding of sorted pairs is accepted back, with the same pairs and hash, exactly when
-        /// every label's lengths fit one byte. (That it is what prost writes is checked in the
-        /// receiver.)
+        /// Whatever the string lengths (one- and two-byte varints), the encoding of sorted pairs is
+        /// accepted back with the same pairs and hash. (That it is what prost writes is checked in
+        /// the receiver.)
         #[test]
-        fn encoding_round_trips(names in proptest::collection::btree_set("[a-z_]{1,8}", 0..6), long in 0usize..40) {
-            let values: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{n}{}", "v".repeat(i * long))).collect();
+        fn encoding_round_trips(names in proptest::collection::btree_set("[a-z_]{1,8}", 0..6), long in 0usize..300, accent in any::<bool>()) {
+            let values: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{n}{}{}", "v".repeat(i * long), if accent { "é" } else { "" })).collect();
             let pairs: Vec<(&str, &str)> = names.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
             let mut enc = Vec::new();
             encode_proto_labels(pairs.iter().copied(), &mut enc);
             let p = ProtoLabels::parse(&enc);
-            let short = pairs.iter().all(|(n, v)| n.len() + v.len() < 124);
-            prop_assert_eq!(p.is_some(), short);
+            prop_assert!(p.is_some());
             if let Some(p) = p {
                 prop_assert_eq!(p.hash(), proto_labels_hash(pairs.iter().copied()));
                 prop_assert_eq!(p.pairs().collect::<Vec<_>>(), pairs.clone());
-                prop_assert_eq!(p.is_sorted(), true);
+                prop_assert!(p.is_sorted());
             }
         }
     }
