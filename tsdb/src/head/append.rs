@@ -18,6 +18,11 @@ pub(crate) trait LabelSource {
     fn num(&self) -> usize;
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
 
+    /// The pairs as bytes, for comparing.
+    fn byte_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs().map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+    }
+
     /// Whether the names are known to be strictly increasing and non-empty, so that validation
     /// only has to check the limits.
     fn checked_sorted(&self) -> bool {
@@ -58,6 +63,9 @@ impl LabelSource for SortedProto<'_, '_> {
     }
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.pairs()
+    }
+    fn byte_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.byte_pairs()
     }
     fn label_hash(&self) -> u64 {
         self.0.hash()

@@ -204,8 +204,7 @@ pub(crate) fn series_heap_bytes(s: &MemSeries) -> usize {
 /// `a == b`, inline: label strings are short, and a `memcmp` call per string costs more than
 /// the comparison.
 #[inline]
-fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -302,10 +301,9 @@ impl Head {
             return false;
         }
         let syms = self.symbols.read();
-        s.labels
-            .iter()
-            .zip(labels.pairs())
-            .all(|((a, b), (n, v))| same_str(syms.get(a), n) && same_str(syms.get(b), v))
+        s.labels.iter().zip(labels.byte_pairs()).all(|((a, b), (n, v))| {
+            same_bytes(syms.get(a).as_bytes(), n) && same_bytes(syms.get(b).as_bytes(), v)
+        })
     }
 
     /// The series with these (valid, sorted) labels, created if new; `true` when created.

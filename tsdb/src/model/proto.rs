@@ -92,13 +92,18 @@ pub struct ProtoLabels<'a> {
 }
 
 /// Reads a minimal varint at `b[*pos..]` (as [`put_varint`] writes it).
-#[inline]
+#[inline(always)]
 fn read_varint(b: &[u8], pos: &mut usize) -> Option<usize> {
     let first = *b.get(*pos)?;
     if first < 0x80 {
         *pos += 1;
         return Some(usize::from(first));
     }
+    read_varint_long(b, pos)
+}
+
+#[cold]
+fn read_varint_long(b: &[u8], pos: &mut usize) -> Option<usize> {
     let mut v = 0u64;
     for i in 0..10 {
         let byte = *b.get(*pos + i)?;
@@ -148,8 +153,8 @@ impl<'a> ProtoLabels<'a> {
             if n == 0 || v == 0 || pos != label_end {
                 return None;
             }
-            if whole.is_none() && (std::str::from_utf8(name).is_err() || std::str::from_utf8(value).is_err())
-            {
+            let utf8 = |x: &[u8]| x.is_ascii() || std::str::from_utf8(x).is_ok();
+            if whole.is_none() && !(utf8(name) && utf8(value)) {
                 return None;
             }
             max_name = max_name.max(n);
@@ -176,6 +181,11 @@ impl<'a> ProtoLabels<'a> {
     /// The `(name, value)` pairs, in the order sent.
     pub fn pairs(&self) -> ProtoPairs<'a> {
         ProtoPairs { b: self.encoded, whole: self.whole, pos: 0 }
+    }
+
+    /// The `(name, value)` pairs as bytes, without converting them to `str` (to compare them).
+    pub fn byte_pairs(&self) -> ProtoBytePairs<'a> {
+        ProtoBytePairs { b: self.encoded, pos: 0 }
     }
 
     /// Number of pairs.
@@ -225,6 +235,32 @@ impl<'a> ProtoPairs<'a> {
             Some(s) => s.get(at..at.checked_add(n)?),
             None => std::str::from_utf8(self.b.get(at..at.checked_add(n)?)?).ok(),
         }
+    }
+}
+
+/// Iterator over the pairs of [`ProtoLabels`] as bytes.
+#[derive(Debug, Clone)]
+pub struct ProtoBytePairs<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for ProtoBytePairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        // The layout was checked by `ProtoLabels::parse`.
+        let mut pos = self.pos + 1;
+        read_varint(self.b, &mut pos)?;
+        pos += 1;
+        let n = read_varint(self.b, &mut pos)?;
+        let name = self.b.get(pos..pos.checked_add(n)?)?;
+        pos += n + 1;
+        let v = read_varint(self.b, &mut pos)?;
+        let value = self.b.get(pos..pos.checked_add(v)?)?;
+        self.pos = pos + v;
+        Some((name, value))
     }
 }
 
@@ -328,6 +364,8 @@ mod tests {
             if let Some(p) = p {
                 prop_assert_eq!(p.hash(), proto_labels_hash(pairs.iter().copied()));
                 prop_assert_eq!(p.pairs().collect::<Vec<_>>(), pairs.clone());
+                let bytes: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+                prop_assert_eq!(p.byte_pairs().collect::<Vec<_>>(), bytes);
                 prop_assert!(p.is_sorted());
             }
         }
