@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kahu_tsdb::block::{BlockSpec, BlockWriteError, WriteOptions, write_block};
+use kahu_tsdb::block::{BlockSpec, BlockWriteError, IoStepError, WriteOptions, write_block};
 use kahu_tsdb::model::{Labels, Sample};
 
 use crate::workload::Source;
@@ -82,7 +82,7 @@ pub fn measure(
     let two_h = dir.join("2h");
     let all = dir.join("all");
     for d in [&two_h, &all] {
-        std::fs::create_dir_all(d).map_err(|source| BlockWriteError::Io {
+        std::fs::create_dir_all(d).map_err(|source| IoStepError {
             step: "create",
             path: d.clone(),
             source,

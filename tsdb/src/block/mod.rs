@@ -21,7 +21,10 @@ pub use meta::BlockMeta;
 pub(crate) use querier::DisplayChain;
 pub use querier::{BlocksQuerier, VecIter};
 pub use reader::{Block, BlockError};
-pub use writer::{BlockSpec, BlockWriteError, TMP_CREATION, TMP_DELETION, WriteOptions, write_block};
+pub(crate) use writer::io_step;
+pub use writer::{
+    BlockSpec, BlockWriteError, IoStepError, TMP_CREATION, TMP_DELETION, WriteOptions, write_block,
+};
 
 #[cfg(test)]
 mod tests;

@@ -65,16 +65,29 @@ pub enum BlockWriteError {
     #[error(transparent)]
     Index(#[from] IndexWriteError),
     /// Another I/O step failed.
-    #[error("{step} {path}")]
-    Io {
-        /// What was being done.
-        step: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoStepError),
+}
+
+/// A file system step failed: what was being done, where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} {path}")]
+pub struct IoStepError {
+    /// What was being done.
+    pub step: &'static str,
+    /// Where.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// `map_err` for a file system step: the error names `step` and `path`.
+pub(crate) fn io_step<'a>(
+    step: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> IoStepError + 'a {
+    move |source| IoStepError { step, path: path.to_path_buf(), source }
 }
 
 /// Writes `series` (sorted by labels, samples in increasing time order, series without samples
@@ -91,15 +104,11 @@ pub fn write_block(
     match result {
         Ok(Some(meta)) => {
             let dest = data_dir.join(&ulid);
-            let io = |step, path: &Path| {
-                let path = path.to_path_buf();
-                move |source| BlockWriteError::Io { step, path, source }
-            };
-            crate::fs::rename_synced(&tmp, &dest).map_err(io("rename block into place", &dest)).inspect_err(
-                |_| {
+            crate::fs::rename_synced(&tmp, &dest)
+                .map_err(io_step("rename block into place", &dest))
+                .inspect_err(|_| {
                     let _ = std::fs::remove_dir_all(&tmp);
-                },
-            )?;
+                })?;
             Ok(Some(meta))
         }
         other => {
@@ -116,11 +125,7 @@ fn write_into(
     spec: &BlockSpec,
     opts: &WriteOptions,
 ) -> Result<Option<BlockMeta>, BlockWriteError> {
-    let io = |step, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BlockWriteError::Io { step, path, source }
-    };
-    std::fs::create_dir_all(tmp).map_err(io("create", tmp))?;
+    std::fs::create_dir_all(tmp).map_err(io_step("create", tmp))?;
     let mut cw = ChunkWriter::new(&tmp.join("chunks"), opts.zstd_level)?;
     let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
     let mut stats = BlockStats::default();
@@ -178,11 +183,9 @@ fn write_into(
     };
     let bytes = meta.to_bytes();
     let meta_path = tmp.join("meta.json");
-    crate::fs::write_synced(&meta_path, &bytes).map_err(io("write", &meta_path))?;
-    crate::fs::sync_dir(tmp).map_err(io("sync", tmp))?;
-    BlockMeta::read(&meta_path).map(Some).map_err(|e| BlockWriteError::Io {
-        step: "read back",
-        path: meta_path.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })
+    crate::fs::write_synced(&meta_path, &bytes).map_err(io_step("write", &meta_path))?;
+    crate::fs::sync_dir(tmp).map_err(io_step("sync", tmp))?;
+    BlockMeta::read(&meta_path)
+        .map(Some)
+        .map_err(|e| io_step("read back", &meta_path)(std::io::Error::other(e.to_string())).into())
 }

@@ -8,7 +8,7 @@
 //! blocks they write hold no deleted sample.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -17,7 +17,10 @@ use super::Db;
 use super::blocks::{QUARANTINE_DIR, delete_block_dir};
 use super::maintain::drain;
 use crate::block::meta::{Compaction, ParentRef};
-use crate::block::{Block, BlockError, BlockSpec, BlockWriteError, BlocksQuerier, MergeQuerier, write_block};
+use crate::block::{
+    Block, BlockError, BlockSpec, BlockWriteError, BlocksQuerier, IoStepError, MergeQuerier, io_step,
+    write_block,
+};
 use crate::head::HeadQuerier;
 use crate::model::{Labels, Matcher};
 use crate::querier::{Querier, QueryError, SeriesSet};
@@ -47,20 +50,8 @@ pub enum AdminError {
     #[error("open new block")]
     Open(#[from] BlockError),
     /// A file system step failed.
-    #[error("{step} {path}")]
-    Io {
-        /// What was being done.
-        step: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AdminError + 'a {
-    move |source| AdminError::Io { step, path: path.to_path_buf(), source }
+    #[error(transparent)]
+    Io(#[from] IoStepError),
 }
 
 /// The tombstones of the head and of each block (by ULID). Each set is replaced whole, so a
@@ -182,20 +173,20 @@ fn clamped(set: SeriesSet<'_>) -> Result<Vec<(Labels, Interval)>, AdminError> {
 
 /// Hard-links every file under `from` into `to` (created), recreating directories.
 fn link_tree(from: &Path, to: &Path) -> Result<(), AdminError> {
-    std::fs::create_dir_all(to).map_err(io_err("create", to))?;
-    for e in std::fs::read_dir(from).map_err(io_err("list", from))? {
-        let e = e.map_err(io_err("list", from))?;
+    std::fs::create_dir_all(to).map_err(io_step("create", to))?;
+    for e in std::fs::read_dir(from).map_err(io_step("list", from))? {
+        let e = e.map_err(io_step("list", from))?;
         let src = e.path();
         let dst = to.join(e.file_name());
-        if e.file_type().map_err(io_err("stat", &src))?.is_dir() {
+        if e.file_type().map_err(io_step("stat", &src))?.is_dir() {
             link_tree(&src, &dst)?;
         } else if e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
             continue;
         } else {
-            std::fs::hard_link(&src, &dst).map_err(io_err("hard-link", &dst))?;
+            std::fs::hard_link(&src, &dst).map_err(io_step("hard-link", &dst))?;
         }
     }
-    crate::fs::sync_dir(to).map_err(io_err("sync", to))
+    Ok(crate::fs::sync_dir(to).map_err(io_step("sync", to))?)
 }
 
 impl Db {
@@ -340,7 +331,7 @@ impl Db {
             let gone: HashSet<String> = [m.ulid.clone()].into_iter().collect();
             self.blocks.swap(new_block, &gone);
             self.stones.forget_blocks(&gone);
-            delete_block_dir(b.dir()).map_err(io_err("delete block", b.dir()))?;
+            delete_block_dir(b.dir()).map_err(io_step("delete block", b.dir()))?;
         }
         Ok(())
     }
@@ -353,7 +344,7 @@ impl Db {
     pub fn snapshot(&self, dir: &Path, with_head: bool) -> Result<(), AdminError> {
         // No block is deleted or replaced while it is being linked.
         let _one = self.maintenance.lock();
-        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        std::fs::create_dir_all(dir).map_err(io_step("create", dir))?;
         for b in self.blocks.snapshot().iter() {
             link_tree(b.dir(), &dir.join(&b.meta().ulid))?;
         }
@@ -374,6 +365,6 @@ impl Db {
                 return Err(AdminError::Read(source));
             }
         }
-        crate::fs::sync_dir(dir).map_err(io_err("sync", dir))
+        Ok(crate::fs::sync_dir(dir).map_err(io_step("sync", dir))?)
     }
 }
