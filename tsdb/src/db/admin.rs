@@ -11,15 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{MutexGuard, RwLock};
 
 use super::Db;
 use super::blocks::{QUARANTINE_DIR, delete_block_dir};
-use super::maintain::drain;
+use super::maintain::write_drained;
 use crate::block::meta::{Compaction, ParentRef};
 use crate::block::{
     Block, BlockError, BlockSpec, BlockWriteError, BlocksQuerier, IoStepError, MergeQuerier, io_step,
-    write_block,
 };
 use crate::head::HeadQuerier;
 use crate::model::{Labels, Matcher};
@@ -53,6 +52,9 @@ pub enum AdminError {
     #[error(transparent)]
     Io(#[from] IoStepError),
 }
+
+/// An admin write in progress: the maintenance lock held, and the block list it started with.
+type AdminWrite<'a> = (MutexGuard<'a, Option<i64>>, Arc<Vec<Arc<Block>>>);
 
 /// The tombstones of the head and of each block (by ULID). Each set is replaced whole, so a
 /// querier keeps the set it started with.
@@ -221,6 +223,17 @@ impl Db {
         }
     }
 
+    /// Refuses a read-only store, then takes the maintenance lock and the block list: an admin
+    /// write is serialized with persisting and compaction, so a deletion never lands in a block
+    /// that is being replaced, nor in the head range being persisted.
+    fn begin_admin_write(&self) -> Result<AdminWrite<'_>, AdminError> {
+        if self.is_read_only() {
+            return Err(AdminError::ReadOnly);
+        }
+        let one = self.maintenance.lock();
+        Ok((one, self.blocks.snapshot()))
+    }
+
     /// Number of series with deletions recorded in the head and in the blocks.
     pub fn tombstone_counts(&self) -> (usize, usize) {
         self.stones.counts()
@@ -233,13 +246,7 @@ impl Db {
     /// no longer see those samples, persisting and compaction leave them out, and a restart keeps
     /// the deletion. Samples appended later, after the series' last sample, are not deleted.
     pub fn delete_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<(), AdminError> {
-        if self.is_read_only() {
-            return Err(AdminError::ReadOnly);
-        }
-        // Serialized with persisting and compaction: a deletion never lands in a block that is
-        // being replaced, nor in the head range being persisted.
-        let _one = self.maintenance.lock();
-        let blocks = self.blocks.snapshot();
+        let (_one, blocks) = self.begin_admin_write()?;
         for b in blocks.iter() {
             let m = b.meta();
             if m.min_time > maxt || m.max_time <= mint {
@@ -286,11 +293,7 @@ impl Db {
     /// block and deleting the old one is resolved at the next open. The head's tombstones stay
     /// until its data is persisted.
     pub fn clean_tombstones(&self) -> Result<(), AdminError> {
-        if self.is_read_only() {
-            return Err(AdminError::ReadOnly);
-        }
-        let _one = self.maintenance.lock();
-        let blocks = self.blocks.snapshot();
+        let (_one, blocks) = self.begin_admin_write()?;
         for b in blocks.iter() {
             let m = b.meta();
             let Some(stones) = self.stones.block(&m.ulid) else { continue };
@@ -308,15 +311,9 @@ impl Db {
                 },
             };
             let q = TombstoneQuerier::new(Box::new(BlocksQuerier::new(vec![Arc::clone(b)])), stones);
-            let mut err = None;
             let set = q.select(&[], m.min_time, m.max_time - 1).map_err(AdminError::Read)?;
-            let meta = write_block(&self.dir, drain(set, &mut err, false), &spec, &self.opts.block_write)?;
-            if let Some(source) = err {
-                if let Some(nm) = &meta {
-                    let _ = delete_block_dir(&self.dir.join(&nm.ulid));
-                }
-                return Err(AdminError::Read(source));
-            }
+            let meta = write_drained(&self.dir, set, &spec, &self.opts.block_write, false)?
+                .map_err(AdminError::Read)?;
             let new_block = match &meta {
                 Some(nm) => {
                     Some(Arc::new(Block::open(&self.dir.join(&nm.ulid), Arc::clone(&self.blocks.cache))?))
@@ -350,20 +347,13 @@ impl Db {
         }
         if with_head && let Some((min, max)) = self.head.stats_range() {
             let q = self.head_querier_filtered();
-            let mut err = None;
             let set = q.select(&[], min, max).map_err(AdminError::Read)?;
             let spec = BlockSpec {
                 min_time: min,
                 max_time: max.saturating_add(1),
                 compaction: Compaction::default(),
             };
-            let meta = write_block(dir, drain(set, &mut err, false), &spec, &self.opts.block_write)?;
-            if let Some(source) = err {
-                if let Some(m) = &meta {
-                    let _ = std::fs::remove_dir_all(dir.join(&m.ulid));
-                }
-                return Err(AdminError::Read(source));
-            }
+            write_drained(dir, set, &spec, &self.opts.block_write, false)?.map_err(AdminError::Read)?;
         }
         Ok(crate::fs::sync_dir(dir).map_err(io_step("sync", dir))?)
     }

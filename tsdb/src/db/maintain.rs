@@ -2,6 +2,7 @@
 //! compacting blocks, and deleting blocks beyond retention.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak, mpsc};
 use std::thread::JoinHandle;
@@ -10,10 +11,12 @@ use std::time::Duration;
 use super::Db;
 use super::blocks::{DbQuerier, delete_block_dir};
 use crate::block::meta::{Compaction, ParentRef};
-use crate::block::{Block, BlockError, BlockSpec, BlockWriteError, MergeQuerier, write_block};
+use crate::block::{
+    Block, BlockError, BlockMeta, BlockSpec, BlockWriteError, MergeQuerier, WriteOptions, write_block,
+};
 use crate::compact::{self, BlockInfo};
 use crate::model::{Labels, Sample};
-use crate::querier::QueryError;
+use crate::querier::{QueryError, SeriesSet};
 use crate::wal::WalError;
 use crate::wal::checkpoint::checkpoint;
 
@@ -94,12 +97,35 @@ fn crash_hook(point: &str) {
     }
 }
 
-/// Collects each series' samples, remembering the first read error (which stops the write).
-pub(super) fn drain<'a>(
-    set: crate::querier::SeriesSet<'a>,
-    err: &'a mut Option<QueryError>,
+/// Writes the series of `set` as a block under `dir` (see [`write_block`]; `compacting` arms
+/// the crash hook). The outer error is the write's; the inner one a read error met while
+/// draining `set`, after which the block written so far (if any) is deleted again.
+pub(super) fn write_drained(
+    dir: &Path,
+    set: SeriesSet<'_>,
+    spec: &BlockSpec,
+    opts: &WriteOptions,
     compacting: bool,
-) -> impl Iterator<Item = (Labels, Vec<Sample>)> + 'a {
+) -> Result<Result<Option<BlockMeta>, QueryError>, BlockWriteError> {
+    let mut err = None;
+    let meta = write_block(dir, drain(set, &mut err, compacting), spec, opts)?;
+    Ok(match err {
+        Some(source) => {
+            if let Some(m) = &meta {
+                let _ = delete_block_dir(&dir.join(&m.ulid));
+            }
+            Err(source)
+        }
+        None => Ok(meta),
+    })
+}
+
+/// Collects each series' samples, remembering the first read error (which stops the write).
+fn drain<'s, 'e>(
+    set: SeriesSet<'s>,
+    err: &'e mut Option<QueryError>,
+    compacting: bool,
+) -> impl Iterator<Item = (Labels, Vec<Sample>)> {
     let mut n = 0u64;
     set.map_while(move |s| {
         if err.is_some() {
@@ -218,24 +244,13 @@ impl Db {
         let maxt = mint + range;
         // Nothing may be committed below `maxt` from now on.
         self.head.seal_before(maxt);
-        let mut err = None;
         let written = {
             // Through the tombstones: deleted samples are not persisted.
             let q = self.head_querier_filtered();
-            let set = q.select(&[], mint, maxt - 1).map_err(|source| MaintainError::Read {
-                min_time: mint,
-                max_time: maxt,
-                source,
-            })?;
+            let read_err = |source| MaintainError::Read { min_time: mint, max_time: maxt, source };
+            let set = q.select(&[], mint, maxt - 1).map_err(read_err)?;
             let spec = BlockSpec { min_time: mint, max_time: maxt, compaction: Compaction::default() };
-            let meta = write_block(&self.dir, drain(set, &mut err, false), &spec, &self.opts.block_write)?;
-            if let Some(source) = err {
-                if let Some(m) = &meta {
-                    let _ = delete_block_dir(&self.dir.join(&m.ulid));
-                }
-                return Err(MaintainError::Read { min_time: mint, max_time: maxt, source });
-            }
-            meta
+            write_drained(&self.dir, set, &spec, &self.opts.block_write, false)?.map_err(read_err)?
         };
         let persisted = written.is_some();
         if let Some(meta) = written {
@@ -323,21 +338,11 @@ impl Db {
                     .collect(),
             },
         };
-        let mut err = None;
         // Through the sources' tombstones: deleted samples are left out of the new block.
         let Some(q) = self.blocks_querier_filtered(&sources) else { return Ok(false) };
-        let set = q.select(&[], min, max - 1).map_err(|source| MaintainError::Read {
-            min_time: min,
-            max_time: max,
-            source,
-        })?;
-        let meta = write_block(&self.dir, drain(set, &mut err, true), &spec, &self.opts.block_write)?;
-        if let Some(source) = err {
-            if let Some(m) = &meta {
-                let _ = delete_block_dir(&self.dir.join(&m.ulid));
-            }
-            return Err(MaintainError::Read { min_time: min, max_time: max, source });
-        }
+        let read_err = |source| MaintainError::Read { min_time: min, max_time: max, source };
+        let set = q.select(&[], min, max - 1).map_err(read_err)?;
+        let meta = write_drained(&self.dir, set, &spec, &self.opts.block_write, true)?.map_err(read_err)?;
         let new_block = match &meta {
             Some(m) => Some(Arc::new(Block::open(&self.dir.join(&m.ulid), Arc::clone(&self.blocks.cache))?)),
             None => None,
