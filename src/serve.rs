@@ -79,6 +79,7 @@ async fn serve(args: ServeArgs, db: Arc<Db>) -> anyhow::Result<()> {
         appendable: Arc::clone(&shared.db) as Arc<dyn Appendable>,
         metadata: Some(Arc::clone(shared.db.metadata())),
         max_request_bytes: usize::try_from(args.storage.remote_write_max_request_bytes).unwrap_or(usize::MAX),
+        series_cache: Default::default(),
     });
     let app = Router::new()
         .route("/-/healthy", get(|| async { "kahu is Healthy.\n" }).head(|| async {}))

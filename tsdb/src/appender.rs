@@ -61,6 +61,18 @@ pub struct CommitSummary {
     pub new_series: u64,
 }
 
+/// Where a store keeps a series, handed out by [`Appender::append_proto_hinted`] so that a
+/// caller that sees the same label bytes again skips the label lookup (as Prometheus' scrape
+/// cache keeps series refs by the exposition line). Opaque; only meaningful to the store that
+/// made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesHint {
+    /// Which store made the hint (a process-unique id).
+    pub(crate) store: u64,
+    /// The series' ref in that store.
+    pub(crate) sref: u64,
+}
+
 /// A batch of appends that becomes visible and durable at once on [`Appender::commit`].
 ///
 /// Contract:
@@ -93,6 +105,23 @@ pub trait Appender: Send {
     fn append_proto(&mut self, labels: &ProtoLabels<'_>, t: i64, v: f64) -> Result<(), AppendError> {
         let pairs: Vec<(&str, &str)> = labels.pairs().collect();
         self.append_pairs(&pairs, t, v)
+    }
+
+    /// Same as [`Appender::append_proto`], with a [`SeriesHint`] an earlier call returned for
+    /// byte-identical `labels.encoded()` (the caller checks that, e.g. in a cache keyed by the
+    /// encoded bytes): a store finds the series from the hint without comparing labels, and
+    /// looks the labels up as usual when the hint is not its own or the series is gone. Returns
+    /// the hint for the series the sample was filed under (`None` when the labels were rejected
+    /// or the store has no hints), whether or not the sample itself was accepted.
+    fn append_proto_hinted(
+        &mut self,
+        hint: Option<SeriesHint>,
+        labels: &ProtoLabels<'_>,
+        t: i64,
+        v: f64,
+    ) -> (Option<SeriesHint>, Result<(), AppendError>) {
+        let _ = hint;
+        (None, self.append_proto(labels, t, v))
     }
 
     /// Makes the batch durable and visible.

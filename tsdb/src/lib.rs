@@ -66,7 +66,7 @@ pub mod tombstones;
 mod validate;
 pub mod wal;
 
-pub use appender::{AppendError, Appendable, Appender, CommitError, CommitSummary};
+pub use appender::{AppendError, Appendable, Appender, CommitError, CommitSummary, SeriesHint};
 pub use db::{
     AdminError, BlocksStats, DEFAULT_RETENTION_MS, Db, MaintainError, MaintainSummary, MaintenanceHandle,
     OpenError, Options, QUARANTINE_DIR, TsdbStats, WalStats,

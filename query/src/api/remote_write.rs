@@ -31,7 +31,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kahu_tsdb::metadata::{Metadata, MetadataStore, MetricType};
 use kahu_tsdb::model::ProtoLabels;
-use kahu_tsdb::{AppendError, Appendable, Appender};
+use kahu_tsdb::{AppendError, Appendable, Appender, SeriesHint};
+use parking_lot::RwLock;
 
 /// What the handler needs.
 pub struct RemoteWriteState {
@@ -41,6 +42,114 @@ pub struct RemoteWriteState {
     pub metadata: Option<Arc<MetadataStore>>,
     /// Largest accepted body, compressed and decompressed, in bytes.
     pub max_request_bytes: usize,
+    /// Where the series of label sets already written were filed.
+    pub series_cache: SeriesCache,
+}
+
+/// Stripes of a [`SeriesCache`] (a power of two).
+const CACHE_STRIPES: usize = 64;
+
+/// What an entry costs besides its bytes: key, hint, boxed-slice header, table slot, allocator.
+const CACHE_ENTRY_OVERHEAD: usize = 64;
+
+/// One stripe: hash of the encoded labels to those bytes and their series' hint.
+#[derive(Default)]
+struct CacheStripe {
+    map: std::collections::HashMap<u64, (Box<[u8]>, SeriesHint), std::hash::BuildHasherDefault<HashIsKey>>,
+    bytes: usize,
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl std::hash::Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// The series hints ([`Appender::append_proto_hinted`]) of label sets written before, keyed by
+/// their exact remote-write encoding, as Prometheus' scrape cache keeps series refs by the
+/// exposition line: a sender repeats each series' labels byte for byte in every request, so an
+/// existing series costs one comparison of contiguous bytes instead of a label-by-label
+/// comparison against the head's symbol table. An entry is only used when the bytes are equal
+/// (a hash collision falls back to the store's own lookup), and the store checks that a hint is
+/// its own and that the series still exists. Memory is bounded: a stripe whose entries would
+/// exceed its share of the budget is emptied (the series are then found the usual way).
+pub struct SeriesCache {
+    stripes: Box<[RwLock<CacheStripe>]>,
+    stripe_budget: usize,
+    hash: fn(&ProtoLabels<'_>) -> u64,
+}
+
+impl Default for SeriesCache {
+    /// A cache of at most 32 MiB (about 100,000 series of typical size).
+    fn default() -> Self {
+        SeriesCache::with_budget(32 << 20)
+    }
+}
+
+impl std::fmt::Debug for SeriesCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesCache").field("budget", &(self.stripe_budget * CACHE_STRIPES)).finish()
+    }
+}
+
+impl SeriesCache {
+    /// A cache holding at most about `bytes` bytes.
+    pub fn with_budget(bytes: usize) -> Self {
+        SeriesCache::with_hash(bytes, |l| l.hash())
+    }
+
+    fn with_hash(bytes: usize, hash: fn(&ProtoLabels<'_>) -> u64) -> Self {
+        SeriesCache {
+            stripes: (0..CACHE_STRIPES).map(|_| RwLock::new(CacheStripe::default())).collect(),
+            stripe_budget: bytes / CACHE_STRIPES,
+            hash,
+        }
+    }
+
+    fn stripe(&self, hash: u64) -> Option<&RwLock<CacheStripe>> {
+        self.stripes.get((hash >> 58) as usize & (CACHE_STRIPES - 1))
+    }
+
+    /// The key of `labels` and the hint filed under exactly these bytes, if any.
+    fn get(&self, labels: &ProtoLabels<'_>) -> (u64, Option<SeriesHint>) {
+        let hash = (self.hash)(labels);
+        let hint = self.stripe(hash).and_then(|s| {
+            let s = s.read();
+            let (bytes, hint) = s.map.get(&hash)?;
+            (**bytes == *labels.encoded()).then_some(*hint)
+        });
+        (hash, hint)
+    }
+
+    /// Files `hint` under `encoded` (replacing what had the same key).
+    fn put(&self, hash: u64, encoded: &[u8], hint: SeriesHint) {
+        let Some(stripe) = self.stripe(hash) else { return };
+        let mut s = stripe.write();
+        let cost = encoded.len() + CACHE_ENTRY_OVERHEAD;
+        if s.bytes + cost > self.stripe_budget {
+            s.map = Default::default();
+            s.bytes = 0;
+            if cost > self.stripe_budget {
+                return;
+            }
+        }
+        if let Some((old, _)) = s.map.insert(hash, (encoded.into(), hint)) {
+            s.bytes -= old.len() + CACHE_ENTRY_OVERHEAD;
+        }
+        s.bytes += cost;
+    }
 }
 
 /// The `/api/v1/write` route.
@@ -603,31 +712,61 @@ pub fn ingest(
     appendable: &dyn Appendable,
     msg: &[u8],
     metadata: Option<&MetadataStore>,
+    cache: Option<&SeriesCache>,
 ) -> Result<Result<WriteOutcome, kahu_tsdb::CommitError>, DecodeError> {
     let mut app: Box<dyn Appender + '_> = appendable.appender();
     let mut out = WriteOutcome::default();
+    let count = |out: &mut WriteOutcome, appended: Result<(), AppendError>| {
+        if let Err(e) = appended {
+            match e {
+                AppendError::OutOfOrder { .. } => out.out_of_order += 1,
+                AppendError::DuplicateTimestamp { .. } => out.duplicate += 1,
+                AppendError::OutOfBounds { .. } => out.out_of_bounds += 1,
+                AppendError::InvalidLabels { .. } => out.invalid_labels += 1,
+            }
+            if out.first_error.is_none() {
+                out.first_error = Some(e.to_string());
+            }
+        }
+    };
+    // Hints learnt in this request, filed once it is decoded.
+    let mut learnt: Vec<(u64, &[u8], SeriesHint)> = Vec::new();
     let fields = decode_with_metadata(msg, |s| {
         out.exemplars += s.exemplars;
         out.histograms += s.histograms;
-        for &(t, v) in s.samples {
-            out.samples += 1;
-            let appended = match &s.labels {
-                SeriesLabels::Proto(p) => app.append_proto(p, t, v),
-                SeriesLabels::Pairs(pairs) => app.append_pairs(pairs, t, v),
-            };
-            if let Err(e) = appended {
-                match e {
-                    AppendError::OutOfOrder { .. } => out.out_of_order += 1,
-                    AppendError::DuplicateTimestamp { .. } => out.duplicate += 1,
-                    AppendError::OutOfBounds { .. } => out.out_of_bounds += 1,
-                    AppendError::InvalidLabels { .. } => out.invalid_labels += 1,
+        match &s.labels {
+            SeriesLabels::Proto(p) => {
+                let (key, mut hint) = match cache {
+                    Some(c) if !s.samples.is_empty() => c.get(p),
+                    _ => (0, None),
+                };
+                let cached = hint;
+                for &(t, v) in s.samples {
+                    out.samples += 1;
+                    let (h, appended) = app.append_proto_hinted(hint, p, t, v);
+                    hint = h;
+                    count(&mut out, appended);
                 }
-                if out.first_error.is_none() {
-                    out.first_error = Some(e.to_string());
+                if let Some(h) = hint
+                    && cache.is_some()
+                    && hint != cached
+                {
+                    learnt.push((key, p.encoded(), h));
+                }
+            }
+            SeriesLabels::Pairs(pairs) => {
+                for &(t, v) in s.samples {
+                    out.samples += 1;
+                    count(&mut out, app.append_pairs(pairs, t, v));
                 }
             }
         }
     })?;
+    if let Some(c) = cache {
+        for (key, encoded, hint) in learnt {
+            c.put(key, encoded, hint);
+        }
+    }
     if let Some(store) = metadata
         && !fields.is_empty()
     {
@@ -743,7 +882,7 @@ async fn write(State(state): State<Arc<RemoteWriteState>>, headers: HeaderMap, b
     let task = tokio::task::spawn_blocking(move || {
         with_buffer(|buf| {
             let msg = decompress_into(&body, buf).map_err(|e| format!("snappy decode: {e}"))?;
-            ingest(state.appendable.as_ref(), msg, state.metadata.as_deref())
+            ingest(state.appendable.as_ref(), msg, state.metadata.as_deref(), Some(&state.series_cache))
                 .map_err(|e| format!("decode protobuf WriteRequest: {e}"))
         })
     });
@@ -1089,7 +1228,7 @@ mod tests {
             ],
             metadata: vec![],
         };
-        let out = ingest(&head, &req.encode_to_vec(), None).unwrap().unwrap();
+        let out = ingest(&head, &req.encode_to_vec(), None, None).unwrap().unwrap();
         assert_eq!((out.samples, out.samples_written, out.out_of_order, out.invalid_labels), (3, 1, 1, 1));
         let msg = out.problem().unwrap();
         assert!(
@@ -1097,6 +1236,156 @@ mod tests {
                 && msg.contains("1 out of order")
                 && msg.contains("1 invalid labels"),
             "{msg}"
+        );
+    }
+
+    /// One step of a remote-write session: a request of `(label set index, samples)`, or a head
+    /// truncation (which removes series the cache may still hold hints for).
+    #[derive(Debug, Clone)]
+    enum Step {
+        Write(Vec<(usize, Vec<(i64, f64)>)>),
+        Truncate(i64),
+    }
+
+    /// Label sets, some of them unsorted, with an empty value, an empty or repeated name: every
+    /// one carries `zz="1"` so that one matcher selects all that were stored.
+    fn arb_label_sets() -> impl Strategy<Value = Vec<Vec<(String, String)>>> {
+        let pair = ("[a-c_]{0,2}", "[xy]{0,2}");
+        proptest::collection::vec(
+            (proptest::collection::vec(pair, 0..4), any::<bool>(), any::<prop::sample::Index>()),
+            1..8,
+        )
+        .prop_map(|sets| {
+            sets.into_iter()
+                .map(|(pairs, sort, at)| {
+                    let mut pairs: Vec<(String, String)> = pairs;
+                    if sort {
+                        pairs.sort();
+                        pairs.dedup_by(|a, b| a.0 == b.0);
+                    }
+                    pairs.insert(at.index(pairs.len() + 1), ("zz".into(), "1".into()));
+                    pairs
+                })
+                .collect()
+        })
+    }
+
+    fn arb_steps(sets: usize) -> impl Strategy<Value = Vec<Step>> {
+        let sample = (0i64..40, prop_oneof![Just(1.0), Just(2.0), any::<f64>()]);
+        let write = proptest::collection::vec((0..sets, proptest::collection::vec(sample, 0..3)), 0..6)
+            .prop_map(Step::Write);
+        let step = prop_oneof![8 => write, 1 => (0i64..40).prop_map(Step::Truncate)];
+        proptest::collection::vec(step, 1..12)
+    }
+
+    /// Every stored series and its samples (value bits), by labels.
+    fn stored(db: &kahu_tsdb::Db) -> Vec<(String, Vec<(i64, u64)>)> {
+        use kahu_tsdb::Queryable;
+        let q = db.querier().unwrap();
+        let all = [kahu_tsdb::model::Matcher::equal("zz", "1")];
+        let mut out = Vec::new();
+        for s in q.select(&all, i64::MIN, i64::MAX).unwrap() {
+            let mut it = s.iter();
+            let mut samples = Vec::new();
+            while let Some(x) = it.next() {
+                samples.push((x.t, x.v.to_bits()));
+            }
+            out.push((s.labels().to_string(), samples));
+        }
+        out
+    }
+
+    fn request(sets: &[Vec<(String, String)>], series: &[(usize, Vec<(i64, f64)>)]) -> Vec<u8> {
+        let timeseries = series
+            .iter()
+            .map(|(i, samples)| prompb::TimeSeries {
+                labels: sets[*i]
+                    .iter()
+                    .map(|(name, value)| prompb::Label { name: name.clone(), value: value.clone() })
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(timestamp, value)| prompb::Sample { value, timestamp })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        prompb::WriteRequest { timeseries, metadata: vec![] }.encode_to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// The series cache changes nothing but speed: sessions through no cache, a real one, one
+        /// whose hash always collides (every lookup compares bytes and must fall back), and one
+        /// too small to keep much (emptied as it goes) store the same samples and give the same
+        /// answers, truncations (hints to series that are gone) included.
+        #[test]
+        fn the_series_cache_stores_exactly_what_the_lookup_does(
+            (sets, steps) in arb_label_sets().prop_flat_map(|sets| {
+                let n = sets.len();
+                (Just(sets), arb_steps(n))
+            })
+        ) {
+            let caches = [
+                None,
+                Some(SeriesCache::default()),
+                Some(SeriesCache::with_hash(1 << 20, |_| 7)),
+                Some(SeriesCache::with_budget(CACHE_STRIPES * (CACHE_ENTRY_OVERHEAD + 24))),
+            ];
+            let dirs: Vec<_> = caches.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+            let dbs: Vec<_> = dirs
+                .iter()
+                .map(|d| kahu_tsdb::Db::open(d.path(), kahu_tsdb::Options::default()).unwrap())
+                .collect();
+            for step in &steps {
+                match step {
+                    Step::Write(series) => {
+                        let msg = request(&sets, series);
+                        let outs: Vec<WriteOutcome> = dbs
+                            .iter()
+                            .zip(&caches)
+                            .map(|(db, c)| ingest(db, &msg, None, c.as_ref()).unwrap().unwrap())
+                            .collect();
+                        for o in &outs[1..] {
+                            prop_assert_eq!(o, &outs[0]);
+                        }
+                    }
+                    Step::Truncate(t) => {
+                        for db in &dbs {
+                            db.head().truncate_before(*t);
+                        }
+                    }
+                }
+            }
+            let want = stored(&dbs[0]);
+            for db in &dbs[1..] {
+                prop_assert_eq!(&stored(db), &want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hint_from_another_store_is_not_taken() {
+        let cache = SeriesCache::default();
+        let sets = vec![vec![("__name__".to_string(), "up".to_string()), ("zz".into(), "1".into())]];
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let db1 = kahu_tsdb::Db::open(d1.path(), kahu_tsdb::Options::default()).unwrap();
+        let db2 = kahu_tsdb::Db::open(d2.path(), kahu_tsdb::Options::default()).unwrap();
+        // Series in db2 first, so that db1's ref for the label set means another series in db2.
+        let other = vec![vec![("__name__".to_string(), "other".to_string()), ("zz".into(), "1".into())]];
+        ingest(&db2, &request(&other, &[(0, vec![(1, 1.0)])]), None, None).unwrap().unwrap();
+        let msg = request(&sets, &[(0, vec![(5, 2.0)])]);
+        for db in [&db1, &db2] {
+            let out = ingest(db, &msg, None, Some(&cache)).unwrap().unwrap();
+            assert_eq!(out.samples_written, 1);
+        }
+        assert_eq!(
+            stored(&db2),
+            vec![
+                ("other{zz=\"1\"}".to_string(), vec![(1, 1f64.to_bits())]),
+                ("up{zz=\"1\"}".to_string(), vec![(5, 2f64.to_bits())]),
+            ]
         );
     }
 }

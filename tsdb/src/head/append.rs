@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::series::MemSeries;
 use super::{Head, IdMap};
-use crate::appender::{AppendError, Appender, CommitError, CommitSummary};
+use crate::appender::{AppendError, Appender, CommitError, CommitSummary, SeriesHint};
 use crate::model::{Labels, ProtoLabels, proto_labels_hash};
 use crate::wal::RefSample;
 use crate::wal::record::{SeriesEncoder, encode_samples};
@@ -328,12 +328,29 @@ impl Appender for HeadAppender<'_> {
     }
 
     fn append_proto(&mut self, labels: &ProtoLabels<'_>, t: i64, v: f64) -> Result<(), AppendError> {
+        self.append_proto_hinted(None, labels, t, v).1
+    }
+
+    fn append_proto_hinted(
+        &mut self,
+        hint: Option<SeriesHint>,
+        labels: &ProtoLabels<'_>,
+        t: i64,
+        v: f64,
+    ) -> (Option<SeriesHint>, Result<(), AppendError>) {
         let display = || Labels::from_pairs(labels.pairs()).to_string();
         let head = self.head;
-        // A series the head holds with exactly these labels proves them sorted, so the common
-        // case only checks the limits, from the figures the parse took (a series replayed from
-        // the WAL may predate them).
-        if let Some(series) = head.find(labels.hash(), &SortedProto(labels)) {
+        let hint_of = |s: &MemSeries| Some(SeriesHint { store: head.id, sref: s.sref });
+        // A hint names the series these exact bytes were filed under before (refs are never
+        // reused); a series the head holds with exactly these labels proves them sorted, so the
+        // common case only checks the limits, from the figures the parse took (a series
+        // replayed from the WAL may predate them).
+        let known = match hint {
+            Some(h) if h.store == head.id => head.series_by_ref(h.sref),
+            _ => None,
+        };
+        if let Some(series) = known.or_else(|| head.find(labels.hash(), &SortedProto(labels))) {
+            let hint = hint_of(&series);
             let lim = &head.opts.limits;
             let over = |n: usize, limit: usize| limit > 0 && n > limit;
             if (over(labels.len(), lim.max_label_names)
@@ -342,20 +359,35 @@ impl Appender for HeadAppender<'_> {
                 && let Some(reason) = label_problem(&SortedProto(labels), lim)
             {
                 head.counters.invalid_labels.fetch_add(1, Ordering::Relaxed);
-                return Err(AppendError::InvalidLabels { series: display(), reason });
+                return (None, Err(AppendError::InvalidLabels { series: display(), reason }));
             }
             let min_valid = head.min_valid_append();
             if t < min_valid {
                 head.counters.out_of_bounds.fetch_add(1, Ordering::Relaxed);
-                return Err(AppendError::OutOfBounds { t, min_valid });
+                return (hint, Err(AppendError::OutOfBounds { t, min_valid }));
             }
-            return self.append_to(series, t, v, display);
+            return (hint, self.append_to(series, t, v, display));
         }
         if !labels.is_sorted() {
             let pairs: Vec<(&str, &str)> = labels.pairs().collect();
-            return self.append_pairs(&pairs, t, v);
+            return (None, self.append_pairs(&pairs, t, v));
         }
-        self.append_source(&SortedProto(labels), t, v, display)
+        let source = SortedProto(labels);
+        if let Some(reason) = label_problem(&source, &head.opts.limits) {
+            head.counters.invalid_labels.fetch_add(1, Ordering::Relaxed);
+            return (None, Err(AppendError::InvalidLabels { series: display(), reason }));
+        }
+        let min_valid = head.min_valid_append();
+        if t < min_valid {
+            head.counters.out_of_bounds.fetch_add(1, Ordering::Relaxed);
+            return (None, Err(AppendError::OutOfBounds { t, min_valid }));
+        }
+        let (series, created) = head.get_or_create(&source);
+        if created {
+            self.new_series += 1;
+        }
+        let hint = hint_of(&series);
+        (hint, self.append_to(series, t, v, display))
     }
 
     fn commit(self: Box<Self>) -> Result<CommitSummary, CommitError> {

@@ -167,6 +167,8 @@ struct CommitState {
 
 /// The head. Shared behind an `Arc`; appenders borrow it, queriers hold a clone of the `Arc`.
 pub struct Head {
+    /// Process-unique, so that a [`crate::SeriesHint`] is only taken by the head that made it.
+    id: u64,
     opts: HeadOptions,
     by_hash: Box<[HashStripe]>,
     by_ref: Box<[RwLock<IdMap<Arc<MemSeries>>>]>,
@@ -225,7 +227,9 @@ fn stripe(h: u64) -> usize {
 impl Head {
     /// An empty head. `read_only` heads refuse commits.
     pub fn new(opts: HeadOptions, read_only: bool) -> Head {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Head {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             opts,
             by_hash: (0..STRIPES).map(|_| RwLock::new(IdMap::default())).collect(),
             by_ref: (0..STRIPES).map(|_| RwLock::new(IdMap::default())).collect(),
