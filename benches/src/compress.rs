@@ -198,6 +198,10 @@ fn value_kind(val: &[u8]) -> String {
                 let t = ["offset", "delta", "dod", "dma"].get(usize::from(d.u8()?)).copied().unwrap_or("?");
                 format!("decimal-rc e{exp} {t}")
             }
+            6 => {
+                let t = ["offset", "delta", "dod", "dma"].get(usize::from(d.u8()?)).copied().unwrap_or("?");
+                format!("bits-rc {t}")
+            }
             c => format!("codec {c}"),
         })
     };

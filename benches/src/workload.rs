@@ -12,8 +12,10 @@
 //! - **Values** as the kernel and the exporters produce them: CPU counters in microseconds
 //!   (cgroup v2 `usage_usec`, exposed as float seconds), node CPU in USER_HZ hundredths, integer
 //!   byte and packet counters, memory gauges in whole 4 KiB pages (cgroup) or KiB (`/proc/meminfo`),
-//!   constant limits and specs, rarely-moving error counters, a few full-precision floats
-//!   (`node_time_seconds`, scrape durations, GC quantiles, schedstat nanoseconds).
+//!   constant limits and specs, rarely-moving error counters, durations in whole nanoseconds
+//!   (Go's `Duration.Seconds()`: scrape durations, GC pause quantiles that move only at a GC,
+//!   schedstat), and the few full-precision floats a real node_exporter exposes
+//!   (`node_time_seconds`, `go_memstats_last_gc_time_seconds`: `float64(UnixNano) / 1e9`).
 //! - **Time** as Prometheus scrapes: one timestamp per target per scrape, every 15 s, each target
 //!   at its own offset, with a few milliseconds of jitter.
 //! - **Pod churn**: pods of Deployments and Jobs are replaced over the day; the old pod's series
@@ -136,10 +138,18 @@ enum Model {
     Units { v: i64, lo: i64, hi: i64, step: i64, p: f64, unit: f64 },
     /// Seconds since the epoch at the scrape, whole (`container_last_seen`).
     LastSeen,
-    /// The scrape time in float seconds with nanoseconds, plus a little delay (`node_time_seconds`).
+    /// The scrape time plus a little delay, as node_exporter computes it:
+    /// `float64(UnixNano) / 1e9` (`node_time_seconds`), a full-precision float.
     TimeNow,
-    /// A float that jitters around a mean with full precision (durations, GC quantiles).
-    Noise { mean: f64, rel: f64 },
+    /// A sub-second duration that jitters around `mean` seconds, as Go exposes durations:
+    /// `Duration.Seconds()` of whole nanoseconds, i.e. `ns / 1e9` (scrape durations).
+    Duration { mean: f64, rel: f64 },
+    /// A duration that changes only when the event it measures happens again (probability `p`
+    /// per scrape): a GC pause quantile.
+    Pause { ns: u64, mean: f64, rel: f64, p: f64 },
+    /// The time of the last GC, `float64(UnixNano) / 1e9`, updated with probability `p` per
+    /// scrape (`go_memstats_last_gc_time_seconds`).
+    LastGc { ns: i64, p: f64 },
     /// A load average with two decimals.
     Load { v: f64, target: f64 },
 }
@@ -184,8 +194,27 @@ impl Model {
                 *v as f64 * *unit
             }
             Model::LastSeen => (t / 1000) as f64,
-            Model::TimeNow => t as f64 / 1000.0 + 0.000_3 + rng.f64() * 0.002,
-            Model::Noise { mean, rel } => *mean * (1.0 + *rel * rng.normal()).max(0.01),
+            Model::TimeNow => {
+                let delay_ns = 300_000 + rng.below(2_000_000) as i64;
+                t.saturating_mul(1_000_000).saturating_add(delay_ns) as f64 / 1e9
+            }
+            Model::Duration { mean, rel } => {
+                let ns = (*mean * 1e9 * (1.0 + *rel * rng.normal()).max(0.01)).round();
+                ns / 1e9
+            }
+            Model::Pause { ns, mean, rel, p } => {
+                if *ns == 0 || rng.chance(*p) {
+                    *ns = (*mean * 1e9 * (1.0 + *rel * rng.normal()).max(0.01)).round() as u64;
+                }
+                *ns as f64 / 1e9
+            }
+            Model::LastGc { ns, p } => {
+                if *ns == 0 || rng.chance(*p) {
+                    let delay_ns = rng.below(15_000_000_000) as i64;
+                    *ns = t.saturating_mul(1_000_000).saturating_sub(delay_ns);
+                }
+                *ns as f64 / 1e9
+            }
             Model::Load { v, target } => {
                 if rng.chance(0.02) {
                     *target = (rng.f64() * 3.0).max(0.05);
@@ -872,14 +901,15 @@ impl Workload {
                 b,
                 "node_scrape_collector_duration_seconds",
                 &extra,
-                Model::Noise { mean, rel: 0.3 },
+                Model::Duration { mean, rel: 0.3 },
             ));
             ids.push(self.add(b, "node_scrape_collector_success", &extra, Model::Const(1.0)));
         }
         for q in ["0", "0.25", "0.5", "0.75", "1"] {
             let mean = 0.000_02 * (1.0 + 4.0 * r.f64());
             let extra = [("quantile", s(q))];
-            ids.push(self.add(b, "go_gc_duration_seconds", &extra, Model::Noise { mean, rel: 0.2 }));
+            let m = Model::Pause { ns: 0, mean, rel: 0.2, p: 0.2 };
+            ids.push(self.add(b, "go_gc_duration_seconds", &extra, m));
         }
         ids.push(self.add(
             b,
@@ -900,6 +930,7 @@ impl Workload {
             Model::Units { v: 9, lo: 7, hi: 14, step: 1, p: 0.3, unit: 1.0 },
         ));
         ids.push(self.add(b, "go_threads", &[], Model::Const(9.0)));
+        ids.push(self.add(b, "go_memstats_last_gc_time_seconds", &[], Model::LastGc { ns: 0, p: 0.2 }));
         for (name, v, p) in [
             ("go_memstats_alloc_bytes", 3_000_000, 0.99),
             ("go_memstats_heap_alloc_bytes", 3_000_000, 0.99),

@@ -13,8 +13,9 @@ fn testdata(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
 }
 
-/// Recorded 2026-11-28 (zstd level 9, 256 KiB frames, range-coded mantissas chosen per frame
-/// after zstd); ceilings are the figure plus 2%.
+/// Recorded 2026-11-28 (zstd level 9, 256 KiB frames, range-coded mantissas and bit patterns
+/// chosen per frame after zstd; the generated workload's durations in whole nanoseconds as Go
+/// exposes them); ceilings are the figure plus 2%.
 #[test]
 fn real_node_exporter_capture_stays_under_its_recorded_figure() {
     let c = Capture::read(&testdata("node-exporter-1h.capture.zst")).unwrap();
@@ -22,7 +23,7 @@ fn real_node_exporter_capture_stays_under_its_recorded_figure() {
     let dir = tempfile::tempdir().unwrap();
     let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
     assert!(r.samples > 120_000);
-    let recorded = 0.547;
+    let recorded = 0.544;
     assert!(
         r.per_sample_all() <= recorded * 1.02,
         "{:.3} bytes/sample, recorded {recorded}",
@@ -50,7 +51,7 @@ fn generated_kubernetes_node_workload_stays_under_its_recorded_figure() {
     let data = collect(&mut Workload::new(cfg));
     let dir = tempfile::tempdir().unwrap();
     let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
-    let recorded = 0.725;
+    let recorded = 0.631;
     assert!(
         r.per_sample_2h() <= recorded * 1.02,
         "{:.3} bytes/sample, recorded {recorded}",

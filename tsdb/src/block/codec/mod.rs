@@ -79,19 +79,21 @@ pub enum ValueCodec {
     Decimal = 4,
     /// As [`ValueCodec::Decimal`], with the mantissas range-coded.
     DecimalRc = 5,
+    /// The bit patterns as a range-coded integer sequence. Full-precision floats.
+    BitsRc = 6,
 }
 
 impl ValueCodec {
     /// Every value codec.
-    pub const ALL: [ValueCodec; 4] =
-        [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal, ValueCodec::DecimalRc];
+    pub const ALL: [ValueCodec; 5] =
+        [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal, ValueCodec::DecimalRc, ValueCodec::BitsRc];
 
     /// The codecs whose output zstd can still shrink (everything but the entropy-coded ones).
     pub const CLASSIC: [ValueCodec; 3] = [ValueCodec::Const, ValueCodec::Raw, ValueCodec::Decimal];
 
     /// Whether the codec's output is entropy-coded, so that zstd cannot shrink it further.
     pub fn is_entropy_coded(self) -> bool {
-        matches!(self, ValueCodec::DecimalRc)
+        matches!(self, ValueCodec::DecimalRc | ValueCodec::BitsRc)
     }
 
     /// The id byte.
@@ -139,6 +141,7 @@ enum ValuePlan {
     Raw(usize),
     Decimal(values::decimal::Plan),
     DecimalRc(Vec<u8>),
+    BitsRc(Vec<u8>),
 }
 
 impl ValuePlan {
@@ -148,6 +151,7 @@ impl ValuePlan {
             ValuePlan::Raw(_) => ValueCodec::Raw,
             ValuePlan::Decimal(_) => ValueCodec::Decimal,
             ValuePlan::DecimalRc(_) => ValueCodec::DecimalRc,
+            ValuePlan::BitsRc(_) => ValueCodec::BitsRc,
         }
     }
     fn size(&self) -> usize {
@@ -155,7 +159,7 @@ impl ValuePlan {
             ValuePlan::Const => 8,
             ValuePlan::Raw(s) => *s,
             ValuePlan::Decimal(p) => p.size(),
-            ValuePlan::DecimalRc(b) => b.len(),
+            ValuePlan::DecimalRc(b) | ValuePlan::BitsRc(b) => b.len(),
         }
     }
 }
@@ -166,6 +170,8 @@ fn value_plan(vals: &[f64], codec: ValueCodec) -> Option<ValuePlan> {
         ValueCodec::Raw => Some(ValuePlan::Raw(values::raw::estimate(vals))),
         ValueCodec::Decimal => values::decimal::plan(vals).map(ValuePlan::Decimal),
         ValueCodec::DecimalRc => values::decimal::plan(vals).map(|p| ValuePlan::DecimalRc(p.encode_rc())),
+        ValueCodec::BitsRc => values::bits::applies(vals, values::decimal::plan(vals).as_ref())
+            .then(|| ValuePlan::BitsRc(values::bits::encode_rc(vals))),
     }
 }
 
@@ -227,7 +233,7 @@ fn write(out: &mut Vec<u8>, n: usize, parts: &Parts, tp: &TsPlan, vp: &ValuePlan
         ValuePlan::Const => values::constant::encode(out, &parts.vals),
         ValuePlan::Raw(_) => values::raw::encode(out, &parts.vals),
         ValuePlan::Decimal(p) => p.encode(out),
-        ValuePlan::DecimalRc(b) => out.extend_from_slice(b),
+        ValuePlan::DecimalRc(b) | ValuePlan::BitsRc(b) => out.extend_from_slice(b),
     }
 }
 
@@ -292,21 +298,22 @@ fn best_ts_plan(ts: &[i64]) -> TsPlan {
         .unwrap_or(TsPlan::Delta(ts::delta::estimate(ts)))
 }
 
-/// The plans of `codecs` that apply; `decimal-rc` reuses the `decimal` plan when both are asked.
+/// The plans of `codecs` that apply; the `decimal` plan is made once and shared by `decimal`,
+/// `decimal-rc` and the test of whether `bits-rc` applies.
 fn value_plans(vals: &[f64], codecs: &[ValueCodec]) -> Vec<ValuePlan> {
+    let needs_decimal =
+        codecs.iter().any(|c| matches!(c, ValueCodec::Decimal | ValueCodec::DecimalRc | ValueCodec::BitsRc));
+    let decimal = if needs_decimal { values::decimal::plan(vals) } else { None };
     let mut plans: Vec<ValuePlan> = Vec::with_capacity(codecs.len());
     for &c in codecs {
-        let from_decimal = (c == ValueCodec::DecimalRc)
-            .then(|| {
-                plans.iter().find_map(|p| match p {
-                    ValuePlan::Decimal(d) => Some(ValuePlan::DecimalRc(d.encode_rc())),
-                    _ => None,
-                })
-            })
-            .flatten();
-        if let Some(p) = from_decimal.or_else(|| value_plan(vals, c)) {
-            plans.push(p);
-        }
+        let plan = match c {
+            ValueCodec::Decimal => decimal.clone().map(ValuePlan::Decimal),
+            ValueCodec::DecimalRc => decimal.as_ref().map(|d| ValuePlan::DecimalRc(d.encode_rc())),
+            ValueCodec::BitsRc => values::bits::applies(vals, decimal.as_ref())
+                .then(|| ValuePlan::BitsRc(values::bits::encode_rc(vals))),
+            ValueCodec::Const | ValueCodec::Raw => value_plan(vals, c),
+        };
+        plans.extend(plan);
     }
     plans
 }
@@ -340,12 +347,7 @@ pub fn estimate_chunk(samples: &[Sample]) -> usize {
     let parts = split(samples);
     let ts =
         TsCodec::ALL.into_iter().filter_map(|c| ts_plan(&parts.ts, c)).map(|p| p.size()).min().unwrap_or(0);
-    let v = ValueCodec::ALL
-        .into_iter()
-        .filter_map(|c| value_plan(&parts.vals, c))
-        .map(|p| p.size())
-        .min()
-        .unwrap_or(0);
+    let v = value_plans(&parts.vals, &ValueCodec::ALL).iter().map(ValuePlan::size).min().unwrap_or(0);
     uvarint_len(samples.len() as u64) + 1 + ts + 1 + stale_size(&parts.stale) + 1 + v
 }
 
@@ -407,6 +409,7 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<Sample>, CodecError> {
         ValueCodec::Raw => values::raw::decode(&mut d, m)?,
         ValueCodec::Decimal => values::decimal::decode(&mut d, m)?,
         ValueCodec::DecimalRc => values::decimal::decode_rc(&mut d, m)?,
+        ValueCodec::BitsRc => values::bits::decode_rc(&mut d, m)?,
     };
     if d.remaining() > 0 {
         return Err(CodecError::Trailing(d.remaining()));

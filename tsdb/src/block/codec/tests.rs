@@ -224,3 +224,35 @@ fn constant_series_cost_a_few_bytes() {
     // 480 samples: 3 bits of jitter each (zstd removes the copies shared across series), 8 bytes of value.
     assert!(out.len() < 215, "{} bytes", out.len());
 }
+
+#[test]
+fn float_seconds_with_nanosecond_noise_are_bit_patterns_range_coded() {
+    // node_time_seconds as node_exporter computes it: float64(UnixNano) / 1e9, a scrape's time
+    // plus a few hundred microseconds of varying delay. No exponent holds it below 2^53.
+    let mut delay = 300_000i64;
+    let samples: Vec<Sample> = scrape_times(480)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            delay = 300_000 + (i as i64 * 7_919_101) % 2_000_000;
+            Sample::new(t, (t * 1_000_000 + delay) as f64 / 1e9)
+        })
+        .collect();
+    check_codecs(&samples);
+    let mut out = Vec::new();
+    assert_eq!(encode_chunk(&mut out, &samples).value, Some(ValueCodec::BitsRc));
+    // ~2 ms of spread is ~2^13 ulps (2^-22 s): about 2 bytes where raw takes 8.
+    assert!(out.len() < 480 * 5 / 2, "{} bytes", out.len());
+}
+
+#[test]
+fn bits_rc_is_not_tried_where_decimal_holds_every_value() {
+    let samples: Vec<Sample> =
+        scrape_times(100).into_iter().enumerate().map(|(i, t)| Sample::new(t, i as f64 * 0.25)).collect();
+    assert_eq!(encode_chunk_with(&samples, TsCodec::Grid, ValueCodec::BitsRc), None);
+    let consts: Vec<Sample> = scrape_times(100).into_iter().map(|t| Sample::new(t, f64::MAX)).collect();
+    assert_eq!(encode_chunk_with(&consts, TsCodec::Grid, ValueCodec::BitsRc), None);
+    let mut with_nan = samples.clone();
+    with_nan[50].v = f64::NAN;
+    assert!(encode_chunk_with(&with_nan, TsCodec::Grid, ValueCodec::BitsRc).is_some());
+}

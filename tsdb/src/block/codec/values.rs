@@ -1,4 +1,4 @@
-//! Value codecs: `const`, `raw`, `decimal` and `decimal-rc`. See `docs/format/chunks.md`, "Value
+//! Value codecs: `const`, `raw`, `decimal`, `decimal-rc` and `bits-rc`. See `docs/format/chunks.md`, "Value
 //! codecs".
 
 use super::CodecError;
@@ -170,6 +170,11 @@ pub mod decimal {
             self.size
         }
 
+        /// How many values are exceptions (stored as raw bits).
+        pub fn exceptions(&self) -> usize {
+            self.exceptions.len()
+        }
+
         fn encode_header(&self, out: &mut Vec<u8>) {
             out.push(self.exp as u8);
             put_uvarint(out, self.exceptions.len() as u64);
@@ -237,5 +242,27 @@ pub mod decimal {
             }
         }
         Ok(out)
+    }
+}
+
+/// `bits-rc`: the values' bit patterns as `i64`s, range-coded. Full-precision floats.
+pub mod bits {
+    use super::*;
+
+    /// Whether `bits-rc` applies: `const` does not, and `decimal` (whose plan is `decimal`, if
+    /// it applies) does not hold every value.
+    pub fn applies(vals: &[f64], decimal: Option<&decimal::Plan>) -> bool {
+        !vals.is_empty() && constant::estimate(vals).is_none() && decimal.is_none_or(|p| p.exceptions() > 0)
+    }
+
+    /// The encoding (the range-coded sequence of bit patterns).
+    pub fn encode_rc(vals: &[f64]) -> Vec<u8> {
+        let ints: Vec<i64> = vals.iter().map(|v| v.to_bits() as i64).collect();
+        rc::encode_best(&ints)
+    }
+
+    /// Decodes `n` values.
+    pub fn decode_rc(d: &mut Dec<'_>, n: usize) -> Result<Vec<f64>, CodecError> {
+        Ok(rc::decode(d, n)?.into_iter().map(|i| f64::from_bits(i as u64)).collect())
     }
 }
