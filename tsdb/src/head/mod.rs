@@ -1,7 +1,8 @@
 //! The head: the in-memory part of the store that takes every append.
 //!
-//! - Series live in two sharded maps, by label hash (to find a series on append) and by
-//!   `HeadSeriesRef` (`docs/refs.md`) (to read one from the index or the WAL).
+//! - Series live in two sharded tables, by label hash (to find a series on append) and by
+//!   `HeadSeriesRef` (`docs/refs.md`) (to read one from the index or the WAL). Both hold only
+//!   the series' `Arc` (8 bytes a slot): the keys are read from the series.
 //! - An inverted index (`index`) maps label pairs to series refs, so `select` never scans every series.
 //! - Each series appends into one open Gorilla chunk, cut at 120 samples or at a block-range
 //!   boundary; closed chunks stay in memory, compact and shared with readers through `Arc`s.
@@ -23,8 +24,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
-use smallvec::SmallVec;
 
 pub use append::HeadAppender;
 pub(crate) use append::LabelSource;
@@ -95,8 +96,23 @@ impl Hasher for IdHasher {
 
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
-/// Series by label hash; several only on a hash collision.
-type HashStripe = RwLock<IdMap<SmallVec<[Arc<MemSeries>; 1]>>>;
+/// One stripe of a series table: series keyed by label hash or by ref (see [`slot_hash`]).
+type Stripe = RwLock<HashTable<Arc<MemSeries>>>;
+
+/// The stripe of a key (its low bits).
+fn stripe(key: u64) -> usize {
+    (key as usize) & (STRIPES - 1)
+}
+
+/// The hash a series table files `key` under within its stripe. The stripe's bits are dropped
+/// (every key in a stripe shares them, and hashbrown takes a slot's position from the low bits)
+/// and the rest mixed, so that both sequential refs and label hashes spread over the whole
+/// table and over the control bytes (the top 7 bits).
+#[inline]
+fn slot_hash(key: u64) -> u64 {
+    let x = (key >> STRIPES.trailing_zeros()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^ (x >> 29)
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -170,8 +186,8 @@ pub struct Head {
     /// Process-unique, so that a [`crate::SeriesHint`] is only taken by the head that made it.
     id: u64,
     opts: HeadOptions,
-    by_hash: Box<[HashStripe]>,
-    by_ref: Box<[RwLock<IdMap<Arc<MemSeries>>>]>,
+    by_hash: Box<[Stripe]>,
+    by_ref: Box<[Stripe]>,
     index: RwLock<index::Index>,
     symbols: RwLock<Symbols>,
     next_ref: AtomicU64,
@@ -189,6 +205,9 @@ pub struct Head {
     pub(crate) counters: Counters,
     /// WAL refs that replay mapped onto another series with the same labels.
     replay_alias: Mutex<IdMap<u64>>,
+    /// Series that head truncation removed while something (an appender, a querier) still
+    /// held them: their symbols are released once nothing does (`truncate`).
+    removed: Mutex<Vec<Arc<MemSeries>>>,
 }
 
 impl std::fmt::Debug for Head {
@@ -198,9 +217,10 @@ impl std::fmt::Debug for Head {
 }
 
 /// Estimated heap bytes of a series without its chunks: the series (behind its `Arc`), its
-/// labels, and its slots in the two series maps (hash and ref, ~8 slots for 7 entries).
+/// labels, and its slots in the two series tables (an `Arc` and a control byte each, tables
+/// between 7/16 and 7/8 full).
 pub(crate) fn series_heap_bytes(s: &MemSeries) -> usize {
-    16 + std::mem::size_of::<MemSeries>() + s.labels.heap_bytes() + (8 + 16 + 1 + 8 + 8 + 1) * 8 / 7
+    16 + std::mem::size_of::<MemSeries>() + s.labels.heap_bytes() + 2 * (8 + 1) * 3 / 2
 }
 
 /// `a == b`, inline: label strings are short, and a `memcmp` call per string costs more than
@@ -220,10 +240,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     ac.remainder().iter().zip(bc.remainder()).all(|(x, y)| x == y)
 }
 
-fn stripe(h: u64) -> usize {
-    (h as usize) & (STRIPES - 1)
-}
-
 impl Head {
     /// An empty head. `read_only` heads refuse commits.
     pub fn new(opts: HeadOptions, read_only: bool) -> Head {
@@ -231,8 +247,8 @@ impl Head {
         Head {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             opts,
-            by_hash: (0..STRIPES).map(|_| RwLock::new(IdMap::default())).collect(),
-            by_ref: (0..STRIPES).map(|_| RwLock::new(IdMap::default())).collect(),
+            by_hash: (0..STRIPES).map(|_| RwLock::new(HashTable::new())).collect(),
+            by_ref: (0..STRIPES).map(|_| RwLock::new(HashTable::new())).collect(),
             index: RwLock::new(index::Index::default()),
             symbols: RwLock::new(Symbols::default()),
             next_ref: AtomicU64::new(1),
@@ -247,6 +263,7 @@ impl Head {
             read_only,
             counters: Counters::default(),
             replay_alias: Mutex::new(IdMap::default()),
+            removed: Mutex::new(Vec::new()),
         }
     }
 
@@ -289,15 +306,8 @@ impl Head {
 
     fn find<L: LabelSource + ?Sized>(&self, hash: u64, labels: &L) -> Option<Arc<MemSeries>> {
         let shard = self.by_hash.get(stripe(hash))?.read();
-        let candidates = shard.get(&hash)?;
-        if let [only] = candidates.as_slice() {
-            // Hash collisions are rare; compare anyway.
-            if self.same_labels(only, labels) {
-                return Some(Arc::clone(only));
-            }
-            return None;
-        }
-        candidates.iter().find(|s| self.same_labels(s, labels)).cloned()
+        // Hash collisions are rare; compare the labels anyway.
+        shard.find(slot_hash(hash), |s| s.hash == hash && self.same_labels(s, labels)).cloned()
     }
 
     fn same_labels<L: LabelSource + ?Sized>(&self, s: &MemSeries, labels: &L) -> bool {
@@ -352,15 +362,23 @@ impl Head {
         };
         let series = Arc::new(MemSeries {
             sref,
+            hash,
             labels: SymbolLabels::new(&ids),
             inner: Mutex::new(SeriesInner::new(false)),
         });
         index.add(sref, &pairs);
         if let Some(shard) = self.by_hash.get(stripe(hash)) {
-            shard.write().entry(hash).or_default().push(Arc::clone(&series));
+            shard.write().insert_unique(slot_hash(hash), Arc::clone(&series), |s| slot_hash(s.hash));
         }
         if let Some(shard) = self.by_ref.get(stripe(sref)) {
-            shard.write().insert(sref, Arc::clone(&series));
+            let mut shard = shard.write();
+            // A WAL ref that replay reuses is new to the table (`find` would have found it).
+            match shard.find_entry(slot_hash(sref), |s| s.sref == sref) {
+                Ok(mut e) => *e.get_mut() = Arc::clone(&series),
+                Err(_) => {
+                    shard.insert_unique(slot_hash(sref), Arc::clone(&series), |s| slot_hash(s.sref));
+                }
+            }
         }
         self.counters.series_created.fetch_add(1, Ordering::Relaxed);
         let estimate = series_heap_bytes(&series);
@@ -369,7 +387,7 @@ impl Head {
     }
 
     pub(crate) fn series_by_ref(&self, sref: u64) -> Option<Arc<MemSeries>> {
-        self.by_ref.get(stripe(sref))?.read().get(&sref).cloned()
+        self.by_ref.get(stripe(sref))?.read().find(slot_hash(sref), |s| s.sref == sref).cloned()
     }
 
     /// The labels of a series, resolved from the symbol table.

@@ -159,9 +159,12 @@ impl Querier for HeadQuerier {
                 Vec::new()
             });
         }
+        // The series stay held until their ids are resolved: head truncation frees the ids of
+        // series that nothing holds any more.
+        let series = self.matching(matchers);
         let mut ids: Vec<u32> = Vec::new();
-        for s in self.matching(matchers) {
-            if self.chunks_in_range(&s, mint, maxt).is_some() {
+        for s in &series {
+            if self.chunks_in_range(s, mint, maxt).is_some() {
                 ids.extend(s.labels.iter().map(|(n, _)| n));
             }
         }
@@ -189,12 +192,14 @@ impl Querier for HeadQuerier {
         }
         let name_id = self.head.symbols.read().lookup(name);
         let Some(name_id) = name_id else { return Ok(Vec::new()) };
+        // Held until the ids are resolved (see `label_names`).
+        let series = self.matching(matchers);
         let mut ids: Vec<u32> = Vec::new();
-        for s in self.matching(matchers) {
+        for s in &series {
             let Some(v) = s.labels.iter().find_map(|(n, v)| (n == name_id).then_some(v)) else {
                 continue;
             };
-            if self.chunks_in_range(&s, mint, maxt).is_some() {
+            if self.chunks_in_range(s, mint, maxt).is_some() {
                 ids.push(v);
             }
         }

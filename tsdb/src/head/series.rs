@@ -111,6 +111,8 @@ impl ExactSizeIterator for SymbolPairs<'_> {}
 #[derive(Debug)]
 pub(crate) struct MemSeries {
     pub(crate) sref: u64,
+    /// The label hash the series is filed under (`LabelSource::label_hash`).
+    pub(crate) hash: u64,
     pub(crate) labels: SymbolLabels,
     pub(crate) inner: Mutex<SeriesInner>,
 }
