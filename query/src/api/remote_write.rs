@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kahu_tsdb::metadata::{Metadata, MetadataStore, MetricType};
-use kahu_tsdb::model::ProtoLabels;
+use kahu_tsdb::model::{ProtoFigures, ProtoLabels};
 use kahu_tsdb::{AppendError, Appendable, Appender, SeriesHint};
 use parking_lot::RwLock;
 
@@ -52,10 +52,26 @@ const CACHE_STRIPES: usize = 64;
 /// What an entry costs besides its bytes: key, hint, boxed-slice header, table slot, allocator.
 const CACHE_ENTRY_OVERHEAD: usize = 64;
 
+/// A label set's bytes, its series' hint, and what parsing the bytes found.
+struct CacheEntry {
+    encoded: Box<[u8]>,
+    hint: SeriesHint,
+    figures: ProtoFigures,
+}
+
+/// What the cache knew about a series' labels when the request was decoded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cached {
+    /// The key of the labels' bytes in the cache.
+    key: u64,
+    /// The hint filed under exactly these bytes.
+    hint: Option<SeriesHint>,
+}
+
 /// One stripe: hash of the encoded labels to those bytes and their series' hint.
 #[derive(Default)]
 struct CacheStripe {
-    map: std::collections::HashMap<u64, (Box<[u8]>, SeriesHint), std::hash::BuildHasherDefault<HashIsKey>>,
+    map: std::collections::HashMap<u64, CacheEntry, std::hash::BuildHasherDefault<HashIsKey>>,
     bytes: usize,
 }
 
@@ -88,7 +104,7 @@ impl std::hash::Hasher for HashIsKey {
 pub struct SeriesCache {
     stripes: Box<[RwLock<CacheStripe>]>,
     stripe_budget: usize,
-    hash: fn(&ProtoLabels<'_>) -> u64,
+    hash: fn(&[u8]) -> u64,
 }
 
 impl Default for SeriesCache {
@@ -107,10 +123,10 @@ impl std::fmt::Debug for SeriesCache {
 impl SeriesCache {
     /// A cache holding at most about `bytes` bytes.
     pub fn with_budget(bytes: usize) -> Self {
-        SeriesCache::with_hash(bytes, |l| l.hash())
+        SeriesCache::with_hash(bytes, xxhash_rust::xxh3::xxh3_64)
     }
 
-    fn with_hash(bytes: usize, hash: fn(&ProtoLabels<'_>) -> u64) -> Self {
+    fn with_hash(bytes: usize, hash: fn(&[u8]) -> u64) -> Self {
         SeriesCache {
             stripes: (0..CACHE_STRIPES).map(|_| RwLock::new(CacheStripe::default())).collect(),
             stripe_budget: bytes / CACHE_STRIPES,
@@ -122,19 +138,20 @@ impl SeriesCache {
         self.stripes.get((hash >> 58) as usize & (CACHE_STRIPES - 1))
     }
 
-    /// The key of `labels` and the hint filed under exactly these bytes, if any.
-    fn get(&self, labels: &ProtoLabels<'_>) -> (u64, Option<SeriesHint>) {
-        let hash = (self.hash)(labels);
-        let hint = self.stripe(hash).and_then(|s| {
+    /// The key of `encoded` and, if these exact bytes were filed, their hint and figures.
+    fn get(&self, encoded: &[u8]) -> (u64, Option<(SeriesHint, ProtoFigures)>) {
+        let key = (self.hash)(encoded);
+        let hit = self.stripe(key).and_then(|s| {
             let s = s.read();
-            let (bytes, hint) = s.map.get(&hash)?;
-            (**bytes == *labels.encoded()).then_some(*hint)
+            let e = s.map.get(&key)?;
+            (*e.encoded == *encoded).then_some((e.hint, e.figures))
         });
-        (hash, hint)
+        (key, hit)
     }
 
-    /// Files `hint` under `encoded` (replacing what had the same key).
-    fn put(&self, hash: u64, encoded: &[u8], hint: SeriesHint) {
+    /// Files `hint` under `labels`' bytes (replacing what had the same key).
+    fn put(&self, hash: u64, labels: &ProtoLabels<'_>, hint: SeriesHint) {
+        let encoded = labels.encoded();
         let Some(stripe) = self.stripe(hash) else { return };
         let mut s = stripe.write();
         let cost = encoded.len() + CACHE_ENTRY_OVERHEAD;
@@ -145,8 +162,9 @@ impl SeriesCache {
                 return;
             }
         }
-        if let Some((old, _)) = s.map.insert(hash, (encoded.into(), hint)) {
-            s.bytes -= old.len() + CACHE_ENTRY_OVERHEAD;
+        let entry = CacheEntry { encoded: encoded.into(), hint, figures: labels.figures() };
+        if let Some(old) = s.map.insert(hash, entry) {
+            s.bytes -= old.encoded.len() + CACHE_ENTRY_OVERHEAD;
         }
         s.bytes += cost;
     }
@@ -235,11 +253,13 @@ pub struct SeriesRef<'a, 'b> {
     pub exemplars: u64,
     /// Histograms in the series.
     pub histograms: u64,
+    /// What the series cache knew of the labels.
+    cached: Cached,
 }
 
 /// Where one series' labels are.
 enum SpanLabels<'a> {
-    Proto(ProtoLabels<'a>),
+    Proto(ProtoLabels<'a>, Cached),
     /// In [`Decoded::pairs`].
     Pairs(std::ops::Range<usize>),
 }
@@ -562,14 +582,27 @@ fn fast_sample(sb: &[u8]) -> Option<(i64, f64)> {
 /// Decodes one `TimeSeries` laid out as senders write it: the labels first, in their canonical
 /// encoding ([`ProtoLabels::parse`]), kept as they are rather than split into pairs. `None` (with
 /// `d` as it was) for anything else, which [`decode_series`] then reads and reports exactly.
-fn decode_series_fast<'a>(b: &'a [u8], base: usize, d: &mut Decoded<'a>) -> Option<()> {
+fn decode_series_fast<'a>(
+    b: &'a [u8],
+    base: usize,
+    d: &mut Decoded<'a>,
+    cache: Option<&SeriesCache>,
+) -> Option<()> {
     let mut r = Reader::new(b, base);
     while r.b.get(r.off) == Some(&0x0a) {
         r.off += 1;
         r.bytes().ok()?;
     }
     let pos = r.off;
-    let labels = ProtoLabels::parse(b.get(..pos)?)?;
+    let encoded = b.get(..pos)?;
+    // Bytes the cache holds parsed before: the parse would find what it found then.
+    let (labels, cached) = match cache.map(|c| c.get(encoded)) {
+        Some((key, Some((hint, figures)))) => {
+            (ProtoLabels::parsed_before(encoded, figures), Cached { key, hint: Some(hint) })
+        }
+        Some((key, None)) => (ProtoLabels::parse(encoded)?, Cached { key, hint: None }),
+        None => (ProtoLabels::parse(encoded)?, Cached::default()),
+    };
     let samples_start = d.samples.len();
     let (mut exemplars, mut histograms) = (0, 0);
     let mut rest = || -> Option<()> {
@@ -598,7 +631,7 @@ fn decode_series_fast<'a>(b: &'a [u8], base: usize, d: &mut Decoded<'a>) -> Opti
         return None;
     }
     d.series.push(Span {
-        labels: SpanLabels::Proto(labels),
+        labels: SpanLabels::Proto(labels, cached),
         samples: samples_start..d.samples.len(),
         exemplars,
         histograms,
@@ -610,7 +643,7 @@ fn decode_series_fast<'a>(b: &'a [u8], base: usize, d: &mut Decoded<'a>) -> Opti
 /// semantics: fields in any order, unknown fields skipped. The whole message is checked before
 /// the first call, so a malformed request stores nothing.
 pub fn decode<'a>(msg: &'a [u8], each: impl FnMut(&SeriesRef<'a, '_>)) -> Result<(), DecodeError> {
-    decode_with_metadata(msg, each).map(drop)
+    decode_with_metadata(msg, None, each).map(drop)
 }
 
 /// [`decode`], returning the `metadata` fields (bytes and offset) found on the way.
@@ -618,6 +651,7 @@ type Fields<'a> = Vec<(&'a [u8], usize)>;
 
 fn decode_with_metadata<'a>(
     msg: &'a [u8],
+    cache: Option<&SeriesCache>,
     mut each: impl FnMut(&SeriesRef<'a, '_>),
 ) -> Result<Fields<'a>, DecodeError> {
     let mut series: Fields<'a> = Vec::new();
@@ -637,20 +671,24 @@ fn decode_with_metadata<'a>(
     };
     let (mut raw, mut strs) = (Vec::new(), Vec::new());
     for &(b, off) in &series {
-        if decode_series_fast(b, off, &mut d).is_none() {
+        if decode_series_fast(b, off, &mut d, cache).is_none() {
             decode_series(b, off, &mut d, &mut raw, &mut strs)?;
         }
     }
     for s in &d.series {
         let labels = match &s.labels {
-            SpanLabels::Proto(p) => SeriesLabels::Proto(*p),
-            SpanLabels::Pairs(r) => SeriesLabels::Pairs(d.pairs.get(r.clone()).unwrap_or_default()),
+            SpanLabels::Proto(p, c) => (SeriesLabels::Proto(*p), *c),
+            SpanLabels::Pairs(r) => {
+                (SeriesLabels::Pairs(d.pairs.get(r.clone()).unwrap_or_default()), Cached::default())
+            }
         };
+        let (labels, cached) = labels;
         each(&SeriesRef {
             labels,
             samples: d.samples.get(s.samples.clone()).unwrap_or_default(),
             exemplars: s.exemplars,
             histograms: s.histograms,
+            cached,
         });
     }
     Ok(metadata)
@@ -730,17 +768,14 @@ pub fn ingest(
         }
     };
     // Hints learnt in this request, filed once it is decoded.
-    let mut learnt: Vec<(u64, &[u8], SeriesHint)> = Vec::new();
-    let fields = decode_with_metadata(msg, |s| {
+    let mut learnt: Vec<(u64, ProtoLabels<'_>, SeriesHint)> = Vec::new();
+    let fields = decode_with_metadata(msg, cache, |s| {
         out.exemplars += s.exemplars;
         out.histograms += s.histograms;
         match &s.labels {
             SeriesLabels::Proto(p) => {
-                let (key, mut hint) = match cache {
-                    Some(c) if !s.samples.is_empty() => c.get(p),
-                    _ => (0, None),
-                };
-                let cached = hint;
+                let Cached { key, hint: cached } = s.cached;
+                let mut hint = cached;
                 for &(t, v) in s.samples {
                     out.samples += 1;
                     let (h, appended) = app.append_proto_hinted(hint, p, t, v);
@@ -751,7 +786,7 @@ pub fn ingest(
                     && cache.is_some()
                     && hint != cached
                 {
-                    learnt.push((key, p.encoded(), h));
+                    learnt.push((key, *p, h));
                 }
             }
             SeriesLabels::Pairs(pairs) => {
@@ -763,8 +798,8 @@ pub fn ingest(
         }
     })?;
     if let Some(c) = cache {
-        for (key, encoded, hint) in learnt {
-            c.put(key, encoded, hint);
+        for (key, labels, hint) in learnt {
+            c.put(key, &labels, hint);
         }
     }
     if let Some(store) = metadata
@@ -1331,6 +1366,7 @@ mod tests {
                 None,
                 Some(SeriesCache::default()),
                 Some(SeriesCache::with_hash(1 << 20, |_| 7)),
+                Some(SeriesCache::with_hash(1 << 20, |b| b.len() as u64)),
                 Some(SeriesCache::with_budget(CACHE_STRIPES * (CACHE_ENTRY_OVERHEAD + 24))),
             ];
             let dirs: Vec<_> = caches.iter().map(|_| tempfile::tempdir().unwrap()).collect();

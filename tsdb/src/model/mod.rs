@@ -7,5 +7,7 @@ mod sample;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
-pub use proto::{ProtoBytePairs, ProtoLabels, ProtoPairs, encode_proto_labels, proto_labels_hash};
+pub use proto::{
+    ProtoBytePairs, ProtoFigures, ProtoLabels, ProtoPairs, encode_proto_labels, proto_labels_hash,
+};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};

@@ -91,6 +91,17 @@ pub struct ProtoLabels<'a> {
     max_value: u32,
 }
 
+/// What [`ProtoLabels::parse`] found out about an encoding, kept (with the bytes) by a caller
+/// that sees the same bytes again, to rebuild the [`ProtoLabels`] with
+/// [`ProtoLabels::parsed_before`] instead of parsing again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtoFigures {
+    hash: u64,
+    len: u32,
+    max_name: u32,
+    max_value: u32,
+}
+
 /// Reads a minimal varint at `b[*pos..]` (as [`put_varint`] writes it).
 #[inline(always)]
 fn read_varint(b: &[u8], pos: &mut usize) -> Option<usize> {
@@ -169,6 +180,20 @@ impl<'a> ProtoLabels<'a> {
             max_name: u32::try_from(max_name).unwrap_or(u32::MAX),
             max_value: u32::try_from(max_value).unwrap_or(u32::MAX),
         })
+    }
+
+    /// What the parse found, for [`ProtoLabels::parsed_before`].
+    pub fn figures(&self) -> ProtoFigures {
+        ProtoFigures { hash: self.hash, len: self.len, max_name: self.max_name, max_value: self.max_value }
+    }
+
+    /// The label set of `encoded` without parsing it again: the caller vouches that `encoded`
+    /// is byte for byte an encoding that [`ProtoLabels::parse`] accepted with `figures` (e.g. a
+    /// cache keyed by the bytes, which compares them). Strings are still checked for UTF-8 when
+    /// read, so figures of other bytes give wrong hashes and limit checks, never bad strings.
+    pub fn parsed_before(encoded: &'a [u8], figures: ProtoFigures) -> Self {
+        let ProtoFigures { hash, len, max_name, max_value } = figures;
+        ProtoLabels { encoded, whole: None, hash, len, max_name, max_value }
     }
 
     /// Whether the names are strictly increasing (sorted, no repeats).
@@ -367,6 +392,12 @@ mod tests {
                 let bytes: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
                 prop_assert_eq!(p.byte_pairs().collect::<Vec<_>>(), bytes);
                 prop_assert!(p.is_sorted());
+                // Rebuilt from the figures of a parse of the same bytes, it reads the same.
+                let q = ProtoLabels::parsed_before(&enc, p.figures());
+                prop_assert_eq!(q.figures(), p.figures());
+                prop_assert_eq!((q.hash(), q.len(), q.max_name_len(), q.max_value_len()), (p.hash(), p.len(), p.max_name_len(), p.max_value_len()));
+                prop_assert_eq!(q.pairs().collect::<Vec<_>>(), pairs.clone());
+                prop_assert_eq!(q.is_sorted(), p.is_sorted());
             }
         }
     }
