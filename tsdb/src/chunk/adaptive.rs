@@ -87,6 +87,12 @@ impl HeadChunk {
         }
     }
 
+    /// Timestamp of the first sample, decoded from the bytes (the series keeps no copy of
+    /// it); meaningless when empty.
+    pub fn first_t(&self) -> i64 {
+        HeadChunkIter::with_limit(self.kind(), self.bytes(), 1).next().map_or(self.last_t(), |s| s.t)
+    }
+
     /// Value bits of the last sample (meaningless when empty).
     pub fn last_v_bits(&self) -> u64 {
         match self {

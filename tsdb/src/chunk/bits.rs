@@ -2,14 +2,19 @@
 //! reader over a byte slice. Bits are written most significant first, as Prometheus' `bstream`.
 
 /// Appends bits to a byte vector. The last byte may be partly filled.
+///
+/// `extra` is the writing codec's own small state, kept here because it fits in what would
+/// otherwise be the writer's padding after `free` (a head chunk per series: 8 bytes a series).
 #[derive(Debug, Clone, Default)]
-pub struct BitWriter {
+pub struct BitWriter<S = ()> {
     bytes: Vec<u8>,
     /// Free bits in the last byte (0 when the last byte is full or there is none).
     free: u8,
+    /// The codec's state.
+    pub extra: S,
 }
 
-impl BitWriter {
+impl<S: Default> BitWriter<S> {
     /// A writer that starts after `prefix` (whole bytes, e.g. a chunk header).
     pub fn with_prefix(prefix: &[u8]) -> Self {
         Self::with_prefix_capacity(prefix, 32)
@@ -19,9 +24,11 @@ impl BitWriter {
     pub fn with_prefix_capacity(prefix: &[u8], capacity: usize) -> Self {
         let mut bytes = Vec::with_capacity(capacity.max(prefix.len()));
         bytes.extend_from_slice(prefix);
-        BitWriter { bytes, free: 0 }
+        BitWriter { bytes, free: 0, extra: S::default() }
     }
+}
 
+impl<S> BitWriter<S> {
     /// The bytes written so far (the last one zero-padded).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -187,7 +194,7 @@ impl<'a> BitReader<'a> {
 }
 
 /// Writes `v` as an unsigned LEB128 varint.
-pub fn write_uvarint(w: &mut BitWriter, mut v: u64) {
+pub fn write_uvarint<S>(w: &mut BitWriter<S>, mut v: u64) {
     while v >= 0x80 {
         w.write_byte((v as u8) | 0x80);
         v >>= 7;
@@ -196,7 +203,7 @@ pub fn write_uvarint(w: &mut BitWriter, mut v: u64) {
 }
 
 /// Writes `v` as a zig-zag varint.
-pub fn write_varint(w: &mut BitWriter, v: i64) {
+pub fn write_varint<S>(w: &mut BitWriter<S>, v: i64) {
     write_uvarint(w, ((v << 1) ^ (v >> 63)) as u64);
 }
 
@@ -208,7 +215,7 @@ mod tests {
     proptest! {
         #[test]
         fn bits_round_trip(items in proptest::collection::vec((any::<u64>(), 0u8..=64), 0..200)) {
-            let mut w = BitWriter::default();
+            let mut w = BitWriter::<()>::default();
             for &(v, n) in &items {
                 w.write_bits(v, n);
             }
@@ -221,7 +228,7 @@ mod tests {
 
         #[test]
         fn varints_round_trip(vals in proptest::collection::vec(any::<i64>(), 0..50), lead in 0u8..8) {
-            let mut w = BitWriter::default();
+            let mut w = BitWriter::<()>::default();
             w.write_bits(0, lead);
             for &v in &vals {
                 write_varint(&mut w, v);

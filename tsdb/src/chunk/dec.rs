@@ -86,7 +86,7 @@ fn width(z: u64) -> u8 {
 }
 
 /// Writes `x` as `0` when zero, else `1`, a 6-bit width - 1 and the zig-zagged bits.
-fn write_len(w: &mut BitWriter, x: i64) {
+fn write_len<S>(w: &mut BitWriter<S>, x: i64) {
     let z = zigzag(x);
     if z == 0 {
         w.write_bit(false);
@@ -118,13 +118,19 @@ const T_BUCKETS: [u8; 4] = [4, 8, 14, 20];
 /// A decimal chunk being appended to in place.
 #[derive(Debug, Clone)]
 pub struct DecChunk {
-    w: BitWriter,
-    num: u16,
-    k: u8,
+    w: BitWriter<DecState>,
     t: i64,
     t_delta: u64,
     m: i64,
     m_delta: i64,
+}
+
+/// The small part of a [`DecChunk`]'s state, kept in its writer's padding (the chunk is
+/// 64 bytes instead of 72).
+#[derive(Debug, Clone, Copy, Default)]
+struct DecState {
+    num: u16,
+    k: u8,
     /// Width of the last explicitly sized delta-of-delta of `m` (0 before the first).
     m_width: u8,
 }
@@ -136,26 +142,19 @@ impl DecChunk {
     }
 
     fn with_k(k: u8, capacity: usize) -> Self {
-        DecChunk {
-            w: BitWriter::with_prefix_capacity(&[0, 0, k], capacity),
-            num: 0,
-            k,
-            t: 0,
-            t_delta: 0,
-            m: 0,
-            m_delta: 0,
-            m_width: 0,
-        }
+        let mut w = BitWriter::with_prefix_capacity(&[0, 0, k], capacity);
+        w.extra = DecState { num: 0, k, m_width: 0 };
+        DecChunk { w, t: 0, t_delta: 0, m: 0, m_delta: 0 }
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        usize::from(self.num)
+        usize::from(self.w.extra.num)
     }
 
     /// Whether the chunk has no samples.
     pub fn is_empty(&self) -> bool {
-        self.num == 0
+        self.w.extra.num == 0
     }
 
     /// The encoded chunk: header and bit stream.
@@ -175,12 +174,12 @@ impl DecChunk {
 
     /// Value bits of the last sample (meaningless when empty).
     pub fn last_v_bits(&self) -> u64 {
-        unscaled(self.m, self.k).to_bits()
+        unscaled(self.m, self.w.extra.k).to_bits()
     }
 
     /// The decimal exponent of the chunk's values.
     pub fn k(&self) -> u8 {
-        self.k
+        self.w.extra.k
     }
 
     /// Gives back spare capacity.
@@ -190,17 +189,17 @@ impl DecChunk {
 
     /// Appends a sample; the caller guarantees that `t` is greater than the last timestamp.
     pub fn append(&mut self, t: i64, v: f64) -> DecAppend {
-        if usize::from(self.num) >= MAX_SAMPLES {
+        if usize::from(self.w.extra.num) >= MAX_SAMPLES {
             return DecAppend::Full;
         }
-        let m = match scaled(v, self.k) {
+        let m = match scaled(v, self.w.extra.k) {
             Some(m) => m,
             None => {
-                let Some((k, _)) = fit(v, self.k.saturating_add(1)) else { return DecAppend::Unfit };
+                let Some((k, _)) = fit(v, self.w.extra.k.saturating_add(1)) else { return DecAppend::Unfit };
                 if !self.rescale(k) {
                     return DecAppend::Unfit;
                 }
-                match scaled(v, self.k) {
+                match scaled(v, self.w.extra.k) {
                     Some(m) => m,
                     None => return DecAppend::Unfit,
                 }
@@ -223,7 +222,7 @@ impl DecChunk {
     }
 
     fn push(&mut self, t: i64, m: i64) {
-        match self.num {
+        match self.w.extra.num {
             0 => {
                 write_varint(&mut self.w, t);
                 write_len(&mut self.w, m);
@@ -248,8 +247,8 @@ impl DecChunk {
         }
         self.t = t;
         self.m = m;
-        self.num += 1;
-        let [hi, lo] = self.num.to_be_bytes();
+        self.w.extra.num += 1;
+        let [hi, lo] = self.w.extra.num.to_be_bytes();
         if let [h, l, ..] = self.w.bytes_mut() {
             *h = hi;
             *l = lo;
@@ -282,12 +281,12 @@ impl DecChunk {
         let z = zigzag(dod);
         let n = width(z);
         // Reuse the last width when the value fits it and that costs no more than a new width.
-        if self.m_width >= n && self.m_width - n <= 6 {
+        if self.w.extra.m_width >= n && self.w.extra.m_width - n <= 6 {
             self.w.write_bits(0b10, 2);
-            self.w.write_bits(z, self.m_width);
+            self.w.write_bits(z, self.w.extra.m_width);
             return;
         }
-        self.m_width = n;
+        self.w.extra.m_width = n;
         self.w.write_bits(0b11, 2);
         self.w.write_bits(u64::from(n - 1), 6);
         self.w.write_bits(z, n);

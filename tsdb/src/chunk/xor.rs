@@ -15,11 +15,17 @@ pub const MAX_SAMPLES: usize = u16::MAX as usize;
 /// An XOR chunk being appended to in place.
 #[derive(Debug, Clone)]
 pub struct XorChunk {
-    w: BitWriter,
-    num: u16,
+    w: BitWriter<XorState>,
     t: i64,
     t_delta: u64,
     v_bits: u64,
+}
+
+/// The small part of an [`XorChunk`]'s state, kept in its writer's padding (so that the chunk
+/// is smaller than a decimal chunk and the head's chunk enum needs no tag word).
+#[derive(Debug, Clone, Copy, Default)]
+struct XorState {
+    num: u16,
     leading: u8,
     trailing: u8,
 }
@@ -39,25 +45,19 @@ impl XorChunk {
     /// An empty chunk with room for `capacity` bytes (e.g. the size of the series' previous
     /// chunk) before it grows.
     pub fn with_capacity(capacity: usize) -> Self {
-        XorChunk {
-            w: BitWriter::with_prefix_capacity(&[0, 0], capacity),
-            num: 0,
-            t: 0,
-            t_delta: 0,
-            v_bits: 0,
-            leading: 0xff,
-            trailing: 0,
-        }
+        let mut w = BitWriter::with_prefix_capacity(&[0, 0], capacity);
+        w.extra = XorState { num: 0, leading: 0xff, trailing: 0 };
+        XorChunk { w, t: 0, t_delta: 0, v_bits: 0 }
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        usize::from(self.num)
+        usize::from(self.w.extra.num)
     }
 
     /// Whether the chunk has no samples.
     pub fn is_empty(&self) -> bool {
-        self.num == 0
+        self.w.extra.num == 0
     }
 
     /// The encoded chunk: header and bit stream.
@@ -83,11 +83,11 @@ impl XorChunk {
     /// Appends a sample. Returns `false` (and appends nothing) when the chunk is full; the caller
     /// guarantees that `t` is greater than the last timestamp.
     pub fn append(&mut self, t: i64, v: f64) -> bool {
-        if usize::from(self.num) >= MAX_SAMPLES {
+        if usize::from(self.w.extra.num) >= MAX_SAMPLES {
             return false;
         }
         let v_bits = v.to_bits();
-        match self.num {
+        match self.w.extra.num {
             0 => {
                 write_varint(&mut self.w, t);
                 self.w.write_bits(v_bits, 64);
@@ -122,8 +122,8 @@ impl XorChunk {
         }
         self.t = t;
         self.v_bits = v_bits;
-        self.num += 1;
-        let [hi, lo] = self.num.to_be_bytes();
+        self.w.extra.num += 1;
+        let [hi, lo] = self.w.extra.num.to_be_bytes();
         if let [h, l, ..] = self.w.bytes_mut() {
             *h = hi;
             *l = lo;
@@ -141,13 +141,19 @@ impl XorChunk {
         // Clamped so that it fits the 5-bit field.
         let leading = (delta.leading_zeros() as u8).min(31);
         let trailing = delta.trailing_zeros() as u8;
-        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+        if self.w.extra.leading != 0xff
+            && leading >= self.w.extra.leading
+            && trailing >= self.w.extra.trailing
+        {
             self.w.write_bit(false);
-            self.w.write_bits(delta >> self.trailing, 64 - self.leading - self.trailing);
+            self.w.write_bits(
+                delta >> self.w.extra.trailing,
+                64 - self.w.extra.leading - self.w.extra.trailing,
+            );
             return;
         }
-        self.leading = leading;
-        self.trailing = trailing;
+        self.w.extra.leading = leading;
+        self.w.extra.trailing = trailing;
         self.w.write_bit(true);
         self.w.write_bits(u64::from(leading), 5);
         // 64 significant bits do not fit in 6 bits; they are written as 0 (0 never occurs,
@@ -334,6 +340,9 @@ mod tests {
         if let Some(last) = samples.last() {
             prop_assert_eq!(h.last_t(), last.t);
             prop_assert_eq!(h.last_v_bits(), last.v.to_bits());
+        }
+        if let Some(first) = samples.first() {
+            prop_assert_eq!(h.first_t(), first.t);
         }
         let all_decimal = samples.iter().all(|s| {
             (0..=super::super::dec::MAX_K).any(|k| {

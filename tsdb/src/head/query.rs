@@ -39,7 +39,7 @@ fn snapshot(inner: &SeriesInner, watermark: u64, mint: i64, maxt: i64) -> Vec<Sn
     let visible = inner.visible(watermark);
     let mut out = Vec::new();
     let mut seen: u64 = 0;
-    for c in &inner.closed {
+    for c in inner.closed.iter() {
         if seen >= visible {
             return out;
         }
@@ -56,13 +56,14 @@ fn snapshot(inner: &SeriesInner, watermark: u64, mint: i64, maxt: i64) -> Vec<Sn
         }
         seen += n;
     }
-    if seen < visible && !inner.head.is_empty() && inner.head_min_t <= maxt && inner.head.last_t() >= mint {
+    if seen < visible && !inner.head.is_empty() && inner.head.last_t() >= mint && inner.head.first_t() <= maxt
+    {
         let n = inner.head.len() as u64;
         out.push(SnapChunk {
             kind: inner.head.kind(),
             data: ChunkData::Owned(Box::from(inner.head.bytes())),
             limit: (visible - seen).min(n) as usize,
-            min_t: inner.head_min_t,
+            min_t: inner.head.first_t(),
             max_t: inner.head.last_t(),
         });
     }

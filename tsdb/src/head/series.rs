@@ -121,13 +121,14 @@ pub(crate) struct MemSeries {
 #[derive(Debug)]
 pub(crate) struct SeriesInner {
     pub(crate) head: HeadChunk,
-    pub(crate) head_min_t: i64,
-    pub(crate) closed: Vec<ClosedChunk>,
+    /// Oldest first. A boxed slice (16 bytes, not a `Vec`'s 24): it changes once a chunk cut.
+    pub(crate) closed: Box<[ClosedChunk]>,
     /// Samples in `closed` and `head`.
     pub(crate) total: u64,
-    /// The latest commit that added samples, and how many samples the series had before it.
+    /// The latest commit that added samples, and how many it added (the series had
+    /// `total - iso_added` before it).
     iso_seq: u64,
-    iso_count: u64,
+    iso_added: u32,
     /// Earlier (commit, count before it) pairs that an open querier may still need. Boxed
     /// (8 bytes instead of a 24-byte `Vec`) because it is almost always empty.
     #[expect(clippy::box_collection, reason = "keeps the common empty case at one word per series")]
@@ -149,11 +150,10 @@ impl SeriesInner {
     pub(crate) fn new(logged: bool) -> Self {
         SeriesInner {
             head: HeadChunk::new(),
-            head_min_t: 0,
-            closed: Vec::new(),
+            closed: Box::default(),
             total: 0,
             iso_seq: 0,
-            iso_count: 0,
+            iso_added: 0,
             iso_older: None,
             logged,
             removed: false,
@@ -173,7 +173,9 @@ impl SeriesInner {
         let before = self.head.heap_bytes();
         let mut cut = false;
         if !self.head.is_empty() {
-            let boundary = self.head_min_t.div_euclid(range).saturating_add(1).saturating_mul(range);
+            // The chunk's samples all lie in one range (that is the rule), so its last sample
+            // tells the boundary as well as its first.
+            let boundary = self.head.last_t().div_euclid(range).saturating_add(1).saturating_mul(range);
             if self.head.len() >= max_samples || t >= boundary {
                 self.close_head();
                 cut = true;
@@ -183,16 +185,13 @@ impl SeriesInner {
         if cut && let Some(c) = self.closed.last() {
             closed_bytes = c.data.len() as isize + 32;
         }
-        if self.head.is_empty() {
-            self.head_min_t = t;
-        }
         if !self.head.append(t, v) {
             // Full at u16::MAX samples (unreachable with max_samples ≤ 65535): close and retry.
             self.close_head();
-            self.head_min_t = t;
             self.head.append(t, v);
         }
         self.total += 1;
+        self.iso_added = self.iso_added.saturating_add(1);
         AppendEffect { heap_delta: self.head.heap_bytes() as isize - before as isize + closed_bytes, cut }
     }
 
@@ -201,12 +200,14 @@ impl SeriesInner {
         // plus a little, so that it rarely reallocates or holds much spare.
         let len = self.head.bytes().len();
         let old = std::mem::replace(&mut self.head, HeadChunk::with_capacity(len + len / 16));
-        self.closed.push(ClosedChunk {
-            min_t: self.head_min_t,
+        let mut closed = std::mem::take(&mut self.closed).into_vec();
+        closed.push(ClosedChunk {
+            min_t: old.first_t(),
             max_t: old.last_t(),
             kind: old.kind(),
             data: Arc::from(old.bytes()),
         });
+        self.closed = closed.into_boxed_slice();
     }
 
     /// Records that commit `seq` is about to add samples, dropping what no querier needs any more
@@ -216,7 +217,8 @@ impl SeriesInner {
             return;
         }
         if self.iso_seq > low_watermark {
-            self.iso_older.get_or_insert_with(Default::default).push((self.iso_seq, self.iso_count));
+            let count = self.iso_count();
+            self.iso_older.get_or_insert_with(Default::default).push((self.iso_seq, count));
         }
         if let Some(older) = &mut self.iso_older {
             older.retain(|(s, _)| *s > low_watermark);
@@ -225,7 +227,7 @@ impl SeriesInner {
             }
         }
         self.iso_seq = seq;
-        self.iso_count = self.total;
+        self.iso_added = 0;
     }
 
     /// How many samples a querier that saw commits up to `watermark` may read.
@@ -235,7 +237,7 @@ impl SeriesInner {
         {
             return *count;
         }
-        if self.iso_seq > watermark { self.iso_count } else { self.total }
+        if self.iso_seq > watermark { self.iso_count() } else { self.total }
     }
 
     /// Drops the chunks whose samples are all older than `t` (they are in a block now) and
@@ -245,9 +247,13 @@ impl SeriesInner {
         let keep_from = self.closed.iter().position(|c| c.max_t >= t).unwrap_or(self.closed.len());
         let mut samples = 0u64;
         let mut bytes = 0usize;
-        for c in self.closed.drain(..keep_from) {
-            samples += Self::closed_len(&c);
-            bytes += c.data.len() + 32;
+        if keep_from > 0 {
+            let mut closed = std::mem::take(&mut self.closed).into_vec();
+            for c in closed.drain(..keep_from) {
+                samples += Self::closed_len(&c);
+                bytes += c.data.len() + 32;
+            }
+            self.closed = closed.into_boxed_slice();
         }
         let mut empty = self.closed.is_empty();
         if empty && !self.head.is_empty() {
@@ -259,14 +265,21 @@ impl SeriesInner {
                 empty = false;
             }
         }
+        // The samples the latest commit added that were dropped are no longer in `total`.
+        let count = self.iso_count().saturating_sub(samples);
         self.total = self.total.saturating_sub(samples);
-        self.iso_count = self.iso_count.saturating_sub(samples);
+        self.iso_added = u32::try_from(self.total - count.min(self.total)).unwrap_or(u32::MAX);
         if let Some(older) = &mut self.iso_older {
             for (_, count) in older.iter_mut() {
                 *count = count.saturating_sub(samples);
             }
         }
         (samples, bytes, empty)
+    }
+
+    /// Samples the series had before commit `iso_seq`.
+    fn iso_count(&self) -> u64 {
+        self.total.saturating_sub(u64::from(self.iso_added))
     }
 
     /// Samples in a closed chunk.
@@ -279,6 +292,14 @@ impl SeriesInner {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The per-series struct is a headline memory figure (with its `Arc` header, 16 bytes more
+    /// per series): catch a field that makes it grow.
+    #[test]
+    fn series_struct_stays_small() {
+        assert_eq!(std::mem::size_of::<HeadChunk>(), 64);
+        assert_eq!(std::mem::size_of::<MemSeries>(), 152);
+    }
 
     proptest! {
         /// Ids of every size (one varint byte to five) come back as they went in.
