@@ -66,8 +66,9 @@ pub trait Querier: Send + Sync {
     /// Sorted label names of the series that satisfy every matcher and have samples in
     /// `[mint, maxt]`.
     ///
-    /// With no matchers the head answers from its inverted index, as Prometheus' head does: the
-    /// answer then also holds names of head series that have no sample in the range, or whose
+    /// When the head's time range overlaps `[mint, maxt]`, it answers from its inverted index,
+    /// with or without matchers, as Prometheus' head does: the answer then also holds names of
+    /// head series that have no sample in the range, whose samples were deleted, or whose
     /// appends are not committed yet or were rolled back (until the head drops those series).
     /// `label_values` does the same.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError>;
@@ -81,6 +82,15 @@ pub trait Querier: Send + Sync {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<String>, QueryError>;
+
+    /// The labels, sorted, of the series `/api/v1/series` lists for these matchers and range
+    /// (Prometheus' `Select` with its "series" hint, which reads no sample). By default those
+    /// `select` returns; a querier filtering the head through tombstones lists a head series
+    /// whose samples in the range were all deleted, as Prometheus' head does until the series
+    /// leaves the head (its open chunk is never covered by a tombstone).
+    fn list_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, QueryError> {
+        Ok(self.select(matchers, mint, maxt)?.map(|s| s.labels().clone()).collect())
+    }
 }
 
 /// Something that hands out queriers (the head, a database).

@@ -365,6 +365,8 @@ impl<'a> Dec<'a> {
 pub struct TombstoneQuerier {
     inner: Box<dyn Querier>,
     stones: std::sync::Arc<Tombstones>,
+    /// `inner` reads the head: [`Querier::list_series`] ignores the tombstones.
+    head: bool,
 }
 
 impl std::fmt::Debug for TombstoneQuerier {
@@ -377,7 +379,15 @@ impl TombstoneQuerier {
     /// Filters `inner` through `stones`. With no tombstone, wrapping is pointless: callers use
     /// `inner` directly.
     pub fn new(inner: Box<dyn Querier>, stones: std::sync::Arc<Tombstones>) -> Self {
-        TombstoneQuerier { inner, stones }
+        TombstoneQuerier { inner, stones, head: false }
+    }
+
+    /// Filters the head's querier `inner` through `stones`, except in
+    /// [`Querier::list_series`]: a head series whose selected samples were all deleted stays
+    /// listed there, as in Prometheus (2.42 checked side by side, `tests/it/admin_api.rs`),
+    /// until persisting the head drops it.
+    pub fn over_head(inner: Box<dyn Querier>, stones: std::sync::Arc<Tombstones>) -> Self {
+        TombstoneQuerier { inner, stones, head: true }
     }
 }
 
@@ -463,6 +473,13 @@ impl Querier for TombstoneQuerier {
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
         self.inner.label_values(name, matchers, mint, maxt)
+    }
+
+    fn list_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, QueryError> {
+        if self.head {
+            return self.inner.list_series(matchers, mint, maxt);
+        }
+        Ok(self.select(matchers, mint, maxt)?.map(|s| s.labels().clone()).collect())
     }
 }
 

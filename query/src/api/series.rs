@@ -59,9 +59,12 @@ pub async fn series(State(state): State<Arc<ApiState>>, req: ApiRequest) -> Resp
         let mut all: BTreeSet<Labels> = BTreeSet::new();
         let mut truncated = false;
         for set in &sel.sets {
-            let found = q.select(set, sel.start, sel.end).map_err(|e| ApiError::internal(e.to_string()))?;
-            for s in found {
-                all.insert(s.labels().clone());
+            // As Prometheus' select with the "series" hint: a head series whose samples were
+            // deleted stays listed until it leaves the head.
+            let found =
+                q.list_series(set, sel.start, sel.end).map_err(|e| ApiError::internal(e.to_string()))?;
+            for labels in found {
+                all.insert(labels);
                 if sel.limit > 0 && sel.sets.len() == 1 && all.len() > sel.limit {
                     truncated = true;
                     break;

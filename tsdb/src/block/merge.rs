@@ -130,6 +130,23 @@ impl Querier for MergeQuerier {
         }
         Ok(out.into_iter().collect())
     }
+
+    fn list_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, QueryError> {
+        let mut lists: Vec<Vec<Labels>> = Vec::new();
+        for q in &self.parts {
+            let l = q.list_series(matchers, mint, maxt)?;
+            if !l.is_empty() {
+                lists.push(l);
+            }
+        }
+        if lists.len() <= 1 {
+            return Ok(lists.pop().unwrap_or_default());
+        }
+        let mut all: Vec<Labels> = lists.into_iter().flatten().collect();
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
 }
 
 /// Groups the items of several streams, each in strictly increasing label order, by labels:

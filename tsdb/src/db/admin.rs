@@ -196,7 +196,7 @@ impl Db {
     pub(crate) fn head_querier_filtered(&self) -> Box<dyn Querier> {
         let q: Box<dyn Querier> = Box::new(HeadQuerier::new(Arc::clone(&self.head)));
         let stones = Arc::clone(&self.stones.head.read());
-        if stones.is_empty() { q } else { Box::new(TombstoneQuerier::new(q, stones)) }
+        if stones.is_empty() { q } else { Box::new(TombstoneQuerier::over_head(q, stones)) }
     }
 
     /// A querier over `blocks`, each filtered through its tombstones; the blocks without

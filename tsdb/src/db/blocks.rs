@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::block::meta::is_ulid;
 use crate::block::{Block, FrameCache, MergeQuerier, TMP_CREATION, TMP_DELETION};
-use crate::model::Matcher;
+use crate::model::{Labels, Matcher};
 use crate::querier::{Querier, QueryError, SeriesSet};
 
 /// The name of the directory damaged blocks are moved into.
@@ -153,6 +153,10 @@ impl Querier for DbQuerier {
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
         self.inner.label_values(name, matchers, mint, maxt)
+    }
+
+    fn list_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, QueryError> {
+        self.inner.list_series(matchers, mint, maxt)
     }
 }
 

@@ -152,22 +152,23 @@ impl Querier for HeadQuerier {
         Ok(Box::new(out.into_iter().map(|s| Box::new(s) as Box<dyn Series>)))
     }
 
+    // With or without matchers, the head answers from its index when its time range overlaps
+    // `[mint, maxt]`, as Prometheus' head index reader does (2.42 checked side by side,
+    // `tests/it/admin_api.rs`): series without a sample in the range, whose samples were
+    // deleted, or whose appends were rolled back are listed until they leave the head.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError> {
+        if !self.overlaps(mint, maxt) {
+            return Ok(Vec::new());
+        }
         if matchers.is_empty() {
-            return Ok(if self.overlaps(mint, maxt) {
-                self.head.index.read().label_names()
-            } else {
-                Vec::new()
-            });
+            return Ok(self.head.index.read().label_names());
         }
         // The series stay held until their ids are resolved: head truncation frees the ids of
         // series that nothing holds any more.
         let series = self.matching(matchers);
         let mut ids: Vec<u32> = Vec::new();
         for s in &series {
-            if self.chunks_in_range(s, mint, maxt).is_some() {
-                ids.extend(s.labels.iter().map(|(n, _)| n));
-            }
+            ids.extend(s.labels.iter().map(|(n, _)| n));
         }
         ids.sort_unstable();
         ids.dedup();
@@ -184,12 +185,11 @@ impl Querier for HeadQuerier {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
+        if !self.overlaps(mint, maxt) {
+            return Ok(Vec::new());
+        }
         if matchers.is_empty() {
-            return Ok(if self.overlaps(mint, maxt) {
-                self.head.index.read().label_values(name)
-            } else {
-                Vec::new()
-            });
+            return Ok(self.head.index.read().label_values(name));
         }
         let name_id = self.head.symbols.read().lookup(name);
         let Some(name_id) = name_id else { return Ok(Vec::new()) };
@@ -197,10 +197,7 @@ impl Querier for HeadQuerier {
         let series = self.matching(matchers);
         let mut ids: Vec<u32> = Vec::new();
         for s in &series {
-            let Some(v) = s.labels.iter().find_map(|(n, v)| (n == name_id).then_some(v)) else {
-                continue;
-            };
-            if self.chunks_in_range(s, mint, maxt).is_some() {
+            if let Some(v) = s.labels.iter().find_map(|(n, v)| (n == name_id).then_some(v)) {
                 ids.push(v);
             }
         }

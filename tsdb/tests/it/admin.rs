@@ -246,7 +246,9 @@ fn a_snapshot_is_a_data_directory_holding_the_blocks_and_the_head() {
 /// Label names and values answer from the series in the head and the blocks, ignoring
 /// tombstones, as Prometheus 2.42 does (checked against the real one over HTTP in
 /// `tests/it/admin_api.rs`): a series whose samples were all deleted, or whose samples were
-/// never committed, keeps its names and values listed until it leaves the head.
+/// never committed, keeps its names and values listed until it leaves the head, with or without
+/// matchers. The series API (`list_series`) lists the deleted series too, not the rolled-back
+/// one (it has no sample).
 #[test]
 fn label_names_and_values_list_head_series_until_they_leave_the_head() {
     use kahu_tsdb::Queryable;
@@ -263,8 +265,21 @@ fn label_names_and_values_list_head_series_until_they_leave_the_head() {
     assert_eq!(values, ["0", "1", "2", "3", "4", "5", "9"]);
     let names = q.label_names(&[], i64::MIN, i64::MAX).unwrap();
     assert_eq!(names, ["__name__", "i", "only_rolled_back"]);
-    // With a matcher: the deleted series too (its chunks are still in the head).
+    // With a matcher: the deleted series and the rolled-back one too, also in a range where the
+    // latter has no sample (the head answers from its postings when its range overlaps).
     assert_eq!(q.label_values("i", &[Matcher::equal("i", "0")], 0, 1000).unwrap(), ["0"]);
+    let rolled_back = [Matcher::equal("only_rolled_back", "yes")];
+    assert_eq!(q.label_values("i", &rolled_back, 300, 400).unwrap(), ["9"]);
+    assert_eq!(q.label_names(&rolled_back, 300, 400).unwrap(), ["__name__", "i", "only_rolled_back"]);
+    assert!(q.label_values("i", &rolled_back, 600, 700).unwrap().is_empty(), "outside the head's range");
+    // The series API lists the deleted series within its data's range; select does not.
+    let m = [Matcher::equal("__name__", "m")];
+    let all: Vec<Labels> = (0..6).map(series).collect();
+    assert_eq!(q.list_series(&m, 0, 1000).unwrap(), all);
+    assert_eq!(q.list_series(&m, 490, 490).unwrap(), all);
+    assert!(q.list_series(&m, 600, 700).unwrap().is_empty());
+    let selected: Vec<Labels> = q.select(&m, 0, 1000).unwrap().map(|s| s.labels().clone()).collect();
+    assert_eq!(selected, all[1..]);
     // No sample shows.
     assert!(!dump_db(&db).contains_key(&series(0)));
     drop(q);
@@ -279,4 +294,6 @@ fn label_names_and_values_list_head_series_until_they_leave_the_head() {
     let q = db.querier().unwrap();
     assert_eq!(q.label_values("i", &[], i64::MIN, i64::MAX).unwrap(), ["1", "2", "3", "4", "5"]);
     assert_eq!(q.label_names(&[], i64::MIN, i64::MAX).unwrap(), ["__name__", "i"]);
+    let listed = q.list_series(&[Matcher::equal("__name__", "m")], 0, 1000).unwrap();
+    assert_eq!(listed, (1..6).map(series).collect::<Vec<_>>(), "the deleted series left with the head");
 }
