@@ -141,6 +141,10 @@ fn edge_chunks_round_trip() {
     check_codecs(&[Sample::new(i64::MIN, f64::from_bits(STALE_NAN_BITS))]);
     check_codecs(&[Sample::new(i64::MIN, -0.0), Sample::new(i64::MAX, f64::NAN)]);
     check_codecs(&[Sample::new(5, 1.0), Sample::new(5, 2.0), Sample::new(4, 3.0)]);
+    // Timestamps whose spacing is near i64::MAX: the grid planner's rounding once overflowed.
+    check_codecs(&[Sample::new(0, 1.0), Sample::new(i64::MAX, 16.123457)]);
+    check_codecs(&[Sample::new(0, 1.0), Sample::new(i64::MAX / 2, 2.0), Sample::new(i64::MAX, 3.0)]);
+    check_codecs(&[Sample::new(i64::MIN, 1.0), Sample::new(-1, 2.0)]);
     let full: Vec<Sample> =
         (0..MAX_CHUNK_SAMPLES as i64).map(|i| Sample::new(i * 15_000, i as f64)).collect();
     check_codecs(&full);

@@ -129,8 +129,9 @@ pub mod grid {
         if steps > 0 {
             let slope = (span as f64 / steps as f64).round() as i64;
             candidates.push(slope);
-            let round_s = (slope as f64 / 1000.0).round() as i64 * 1000;
-            if round_s > 0 && (round_s - slope).abs() * 200 <= round_s {
+            // Saturating: a slope near i64::MAX (timestamps at the extremes) must not overflow.
+            let round_s = ((slope as f64 / 1000.0).round() as i64).saturating_mul(1000);
+            if round_s > 0 && round_s.abs_diff(slope).saturating_mul(200) <= round_s.unsigned_abs() {
                 candidates.push(round_s);
             }
         }
