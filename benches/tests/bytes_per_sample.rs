@@ -58,3 +58,21 @@ fn generated_kubernetes_node_workload_stays_under_its_recorded_figure() {
         r.per_sample_2h()
     );
 }
+
+/// A kubelet-style `/metrics/cadvisor` of a small real node (containerd + runc, 9 pods, restarts,
+/// OOM kills, CronJob pod churn; see testdata/README.md), recorded 2026-11-28 by storage2; the
+/// ceiling is the figure plus 2%.
+#[test]
+fn real_cadvisor_capture_with_containers_stays_under_its_recorded_figure() {
+    let c = Capture::read(&testdata("cadvisor-containers-12m.capture.zst")).unwrap();
+    let data = collect(&mut c.replay());
+    let dir = tempfile::tempdir().unwrap();
+    let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
+    assert!(r.samples > 50_000, "{} samples", r.samples);
+    let recorded = 0.608;
+    assert!(
+        r.per_sample_all() <= recorded * 1.02,
+        "{:.3} bytes/sample, recorded {recorded}",
+        r.per_sample_all()
+    );
+}
