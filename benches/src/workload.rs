@@ -227,6 +227,167 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The kind, for grouping figures: the variant's name.
+    fn kind(&self) -> &'static str {
+        match self {
+            Model::Const(_) => "Const",
+            Model::Micro { .. } => "Micro",
+            Model::Centi { .. } => "Centi",
+            Model::Nano { .. } => "Nano",
+            Model::Int { .. } => "Int",
+            Model::Sparse { .. } => "Sparse",
+            Model::Units { .. } => "Units",
+            Model::LastSeen => "LastSeen",
+            Model::TimeNow => "TimeNow",
+            Model::Duration { .. } => "Duration",
+            Model::Pause { .. } => "Pause",
+            Model::LastGc { .. } => "LastGc",
+            Model::Load { .. } => "Load",
+        }
+    }
+
+    /// The generator's own randomness in the value it has just produced, in bits: the entropy of
+    /// that value given everything before it and the model's hidden state before this step (the
+    /// rate walk included). No codec can do better on average; see [`entropy`].
+    fn floor_bits(&self, t: i64, dt_s: f64) -> f64 {
+        use entropy::{binary, rounded, ulp_ns};
+        match self {
+            Model::Const(_) | Model::LastSeen => 0.0,
+            // The increment is round(m (1 + sigma N)) with m = rate e^walk dt; the walk moved by
+            // sigma_w N' this step, so given the previous walk its spread is m sqrt(sigma^2 +
+            // sigma_w^2) (e^x ~ 1 + x for these small steps).
+            Model::Micro { rate, walk, .. } => {
+                let m = rate * walk.exp() * dt_s * 1e6;
+                rounded(m, m * f64::hypot(0.15, 0.08))
+            }
+            Model::Centi { rate, walk, .. } => {
+                let m = rate * walk.exp() * dt_s * 100.0;
+                rounded(m, m * f64::hypot(0.1, 0.05))
+            }
+            Model::Nano { rate, .. } => {
+                let m = rate * dt_s * 1e9;
+                rounded(m, m * 0.3)
+            }
+            Model::Int { per_s, walk, .. } => {
+                let m = per_s * walk.exp() * dt_s;
+                rounded(m, m * f64::hypot(0.3, 0.1))
+            }
+            Model::Sparse { p, max_step, .. } => binary(*p) + p * (*max_step as f64).log2(),
+            Model::Units { p, step, .. } => binary(*p) + p * ((2 * step + 1) as f64).log2(),
+            // A uniform delay of 2 ms, as many distinct values as the float has steps in it.
+            Model::TimeNow => (2_000_000.0 / ulp_ns(t as f64 / 1e3)).max(1.0).log2(),
+            Model::Duration { mean, rel } => rounded(mean * 1e9, mean * 1e9 * rel),
+            Model::Pause { mean, rel, p, .. } => binary(*p) + p * rounded(mean * 1e9, mean * 1e9 * rel),
+            Model::LastGc { p, .. } => {
+                binary(*p) + p * (15_000_000_000.0 / ulp_ns(t as f64 / 1e3)).max(1.0).log2()
+            }
+            // Given the previous (unrounded) level, the next is normal with a deviation of 5
+            // hundredths; the rare target change adds its own choice.
+            Model::Load { .. } => rounded(0.0, 5.0) + binary(0.02),
+        }
+    }
+}
+
+/// Entropy of the generator's draws, for [`Workload::track_floor`].
+pub mod entropy {
+    /// The Irwin-Hall(4) distribution function (sum of four uniforms on [0, 1)).
+    fn irwin_hall4_cdf(x: f64) -> f64 {
+        if x <= 0.0 {
+            return 0.0;
+        }
+        if x >= 4.0 {
+            return 1.0;
+        }
+        const C: [f64; 5] = [1.0, 4.0, 6.0, 4.0, 1.0];
+        let mut s = 0.0;
+        for (k, c) in C.iter().enumerate() {
+            let d = x - k as f64;
+            if d <= 0.0 {
+                break;
+            }
+            let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+            s += sign * c * d.powi(4);
+        }
+        s / 24.0
+    }
+
+    /// The distribution function of the generator's `Rng::normal` (Irwin-Hall(4), centred and
+    /// scaled to deviation 1).
+    pub fn normal_cdf(z: f64) -> f64 {
+        irwin_hall4_cdf(z / 1.732_050_8 + 2.0)
+    }
+
+    /// Differential entropy of `Rng::normal` in bits, by numerical integration (a Gaussian of
+    /// the same deviation has 2.047; the sum of four uniforms a little less).
+    pub fn normal_differential_bits() -> f64 {
+        let n = 20_000;
+        let (lo, hi) = (-2.0 * 1.732_050_8, 2.0 * 1.732_050_8);
+        let h = (hi - lo) / n as f64;
+        let mut s = 0.0;
+        for i in 0..n {
+            let a = lo + i as f64 * h;
+            let p = normal_cdf(a + h) - normal_cdf(a);
+            if p > 0.0 {
+                s -= p * (p / h).log2();
+            }
+        }
+        s
+    }
+
+    /// Entropy in bits of `round(m + s N)` with `N` from `Rng::normal`: exact over the integers
+    /// for small `s`, the differential entropy plus `log2 s` (exact to a few thousandths) above.
+    pub fn rounded(m: f64, s: f64) -> f64 {
+        if s.is_nan() || s <= 0.0 || !m.is_finite() {
+            return 0.0;
+        }
+        if s > 8.0 {
+            return normal_differential_bits_cached() + s.log2();
+        }
+        let reach = 2.0 * 1.732_050_8 * s + 1.0;
+        let (lo, hi) = ((m - reach).floor() as i64, (m + reach).ceil() as i64);
+        let mut h = 0.0;
+        for k in lo..=hi {
+            let p = normal_cdf((k as f64 + 0.5 - m) / s) - normal_cdf((k as f64 - 0.5 - m) / s);
+            if p > 0.0 {
+                h -= p * p.log2();
+            }
+        }
+        h
+    }
+
+    fn normal_differential_bits_cached() -> f64 {
+        static H: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+        *H.get_or_init(normal_differential_bits)
+    }
+
+    /// Entropy in bits of a coin that comes up with probability `p`.
+    pub fn binary(p: f64) -> f64 {
+        if p <= 0.0 || p >= 1.0 {
+            return 0.0;
+        }
+        -(p * p.log2() + (1.0 - p) * (1.0 - p).log2())
+    }
+
+    /// The spacing of `f64`s near `secs`, in nanoseconds.
+    pub fn ulp_ns(secs: f64) -> f64 {
+        let e = secs.abs().max(f64::MIN_POSITIVE).log2().floor();
+        2f64.powf(e - 52.0) * 1e9
+    }
+}
+
+/// The generator's randomness and the series count of one model kind, from
+/// [`Workload::floor_by_kind`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KindFloor {
+    /// Series of this kind.
+    pub series: u64,
+    /// Samples of this kind (staleness markers excluded).
+    pub samples: u64,
+    /// Bits of randomness the generator drew for them, summed.
+    pub bits: f64,
+}
+
 #[derive(Debug)]
 struct SeriesState {
     model: Model,
@@ -389,6 +550,10 @@ pub struct Workload {
     replace_p: f64,
     /// Interned strings so that 10,000 series share one allocation per distinct value.
     strings: std::collections::HashMap<String, Arc<str>>,
+    /// Per series: samples and bits of randomness drawn, when [`Workload::track_floor`] is on.
+    floor: Option<Vec<(u64, f64)>>,
+    /// Scrapes per target, for the timestamps' share of the floor.
+    scrapes: u64,
 }
 
 impl std::fmt::Debug for Workload {
@@ -416,6 +581,8 @@ impl Workload {
             pod_serial: 0,
             replace_p: 0.0,
             strings: std::collections::HashMap::new(),
+            floor: None,
+            scrapes: 0,
             cfg,
         };
         w.add_node_exporter();
@@ -448,6 +615,37 @@ impl Workload {
     /// Labels of series `id` (every series ever created, active or not).
     pub fn labels(&self, id: SeriesId) -> Option<&Labels> {
         self.labels.get(id as usize)
+    }
+
+    /// Counts, from now on, the bits of randomness the generator draws for each value (the
+    /// entropy of the value given the model's state before the step): the floor no codec can
+    /// beat on average. Costs a few logarithms per sample.
+    pub fn track_floor(mut self) -> Self {
+        self.floor = Some(Vec::new());
+        self
+    }
+
+    /// The floor counted by [`Workload::track_floor`], by model kind (`Micro`, `Int`, ...), plus
+    /// a `timestamps` row: the jitter drawn once per scrape, shared by the target's series.
+    pub fn floor_by_kind(&self) -> std::collections::BTreeMap<&'static str, KindFloor> {
+        let mut by: std::collections::BTreeMap<&'static str, KindFloor> = std::collections::BTreeMap::new();
+        for (state, &(n, bits)) in self.states.iter().zip(self.floor.iter().flatten()) {
+            if n == 0 {
+                continue;
+            }
+            let e = by.entry(state.model.kind()).or_default();
+            e.series += 1;
+            e.samples += n;
+            e.bits += bits;
+        }
+        let jitter = ((2 * self.cfg.jitter_ms + 1) as f64).log2();
+        by.insert("timestamps", KindFloor { series: 0, samples: 0, bits: jitter * self.scrapes as f64 });
+        by
+    }
+
+    /// The model kind of series `id` (`Micro`, `Int`, `Units`, ...).
+    pub fn model_kind(&self, id: SeriesId) -> Option<&'static str> {
+        self.states.get(id as usize).map(|s| s.model.kind())
     }
 
     /// Number of distinct series created so far.
@@ -1233,6 +1431,7 @@ impl Iterator for Workload {
             *n += 1;
         }
         let jitter = self.rng.range_i64(-self.cfg.jitter_ms, self.cfg.jitter_ms);
+        self.scrapes += 1;
         let t = ideal + jitter;
         let dt_s = self.cfg.interval_ms as f64 / 1000.0;
         let target = if ti == 0 { Target::NodeExporter } else { Target::Cadvisor };
@@ -1267,6 +1466,15 @@ impl Iterator for Workload {
                 continue;
             }
             let v = s.model.next(&mut s.rng, t, dt_s);
+            if let Some(floor) = self.floor.as_mut() {
+                if floor.len() <= id as usize {
+                    floor.resize(id as usize + 1, (0, 0.0));
+                }
+                if let Some(f) = floor.get_mut(id as usize) {
+                    f.0 += 1;
+                    f.1 += s.model.floor_bits(t, dt_s);
+                }
+            }
             samples.push((id, v));
         }
         Some(Scrape { target, t, samples })
@@ -1311,6 +1519,38 @@ mod tests {
 
     fn small() -> Config {
         Config { series: 2_500, duration_ms: 3 * 3_600_000, churn_per_day: 4.0, ..Config::default() }
+    }
+
+    #[test]
+    fn entropy_of_the_generators_draws() {
+        // The sum of four uniforms has a little less entropy than a Gaussian (2.047 bits).
+        let h = entropy::normal_differential_bits();
+        assert!((2.0..2.047).contains(&h), "{h}");
+        // Large deviations: differential entropy plus log2 of the deviation, from either side
+        // of the switch to the formula.
+        assert!((entropy::rounded(1e6, 7.9) - (h + 7.9f64.log2())).abs() < 0.01);
+        assert!((entropy::rounded(1e6, 1000.0) - (h + 1000f64.log2())).abs() < 1e-9);
+        // No spread, no entropy; a tiny one, almost none.
+        assert_eq!(entropy::rounded(5.0, 0.0), 0.0);
+        assert!(entropy::rounded(5.0, 0.05) < 0.01);
+        assert_eq!(entropy::binary(0.5), 1.0);
+        assert_eq!(entropy::binary(0.0), 0.0);
+        // f64 steps near the epoch seconds of 2026: 2^-22 s.
+        assert!((entropy::ulp_ns(1.79e9) - 238.4).abs() < 0.1);
+    }
+
+    #[test]
+    fn the_floor_is_counted_per_kind_when_asked() {
+        let cfg = Config { series: 300, duration_ms: 600_000, ..Config::default() };
+        let mut w = Workload::new(cfg.clone()).track_floor();
+        let samples: usize = w.by_ref().map(|s| s.samples.len()).sum();
+        let by = w.floor_by_kind();
+        let counted: u64 = by.values().map(|k| k.samples).sum();
+        assert_eq!(counted as usize, samples);
+        assert!(by["Int"].bits > 0.0 && by["Const"].bits == 0.0);
+        let mut off = Workload::new(cfg);
+        off.by_ref().for_each(drop);
+        assert!(off.floor_by_kind().values().all(|k| k.samples == 0));
     }
 
     #[test]

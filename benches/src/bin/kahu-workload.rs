@@ -126,6 +126,19 @@ enum Cmd {
         #[arg(long, value_parser = parse_duration)]
         breakdown_zstd: Option<Duration>,
     },
+    /// The generator's own randomness per model kind against what kahu's codecs pay for the
+    /// same values; with `--capture`, per metric name, how values step in the capture and in the
+    /// generator (to check the generator's noise against real data).
+    Floor {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Compare the generator's metrics with this packed capture's.
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        /// Chunk range the codecs see (24h: a compacted block).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        range: Duration,
+    },
     /// Pack a capture directory into one compressed canned dataset.
     Pack {
         /// Directory written by `capture`.
@@ -278,6 +291,7 @@ fn run() -> Result<()> {
             );
             println!("written in {:.1}s", start.elapsed().as_secs_f64());
         }
+        Cmd::Floor { workload, capture, range } => floor(&workload, capture.as_deref(), range)?,
         Cmd::Capture { targets, count, interval, dir } => capture(&targets, count, interval, &dir)?,
         Cmd::Pack { dir, out } => {
             let c = Capture::from_dir(&dir)?;
@@ -319,6 +333,74 @@ fn capture(targets: &[String], count: usize, interval: Duration, dir: &std::path
             let ival = interval.as_millis().max(1);
             let wait = ival - now.as_millis() % ival;
             std::thread::sleep(Duration::from_millis(u64::try_from(wait)?));
+        }
+    }
+    Ok(())
+}
+
+fn floor(workload: &WorkloadArgs, capture: Option<&std::path::Path>, range: Duration) -> Result<()> {
+    let range_ms = i64::try_from(range.as_millis()).context("range too long")?;
+    let rows = kahu_benches::compress::floor_by_kind(workload.config(false)?, range_ms);
+    let total: u64 = rows.iter().map(|r| r.samples).sum();
+    println!("generator randomness (floor) against kahu's value bytes, {range_ms} ms chunks, before zstd");
+    println!(
+        "{:<11} {:>7} {:>10} {:>11} {:>11} {:>10} {:>10}",
+        "kind", "series", "samples", "floor b/s", "kahu b/s", "floor B/S", "kahu B/S"
+    );
+    let per = |x: f64, n: u64| x / n.max(1) as f64;
+    for r in &rows {
+        println!(
+            "{:<11} {:>7} {:>10} {:>11.2} {:>11.2} {:>10.4} {:>10.4}",
+            r.kind,
+            r.series,
+            r.samples,
+            per(r.floor_bits, r.samples),
+            per(8.0 * r.value_bytes as f64, r.samples),
+            per(r.floor_bits / 8.0, total),
+            per(r.value_bytes as f64, total),
+        );
+    }
+    let fb: f64 = rows.iter().map(|r| r.floor_bits).sum();
+    let vb: u64 = rows.iter().map(|r| r.value_bytes).sum();
+    println!(
+        "{:<11} {:>7} {total:>10} {:>11} {:>11} {:>10.4} {:>10.4}",
+        "TOTAL",
+        "",
+        "",
+        "",
+        per(fb / 8.0, total),
+        per(vb as f64, total)
+    );
+    println!("(b/s: bits per sample of that kind; B/S: bytes per sample of the whole workload)");
+    if let Some(path) = capture {
+        let c = Capture::read(path).with_context(|| format!("read capture {}", path.display()))?;
+        let real = kahu_benches::compress::metric_stats(&kahu_benches::compress::collect(&mut c.replay()));
+        let cfg = workload.config(false)?;
+        let generated =
+            kahu_benches::compress::metric_stats(&kahu_benches::compress::collect(&mut Workload::new(cfg)));
+        println!();
+        println!("metrics in both (capture | generated): unchanged share, median mean |step|, median local");
+        println!("noise / mean |step|, median bits of that noise, kahu value bytes/sample (2h chunks)");
+        println!(
+            "{:<44} {:>6} {:>6} {:>10} {:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5}",
+            "metric", "unch", "unch", "step", "step", "cv", "cv", "bits", "bits", "B/s", "B/s"
+        );
+        for (name, r) in &real {
+            let Some(g) = generated.get(name) else { continue };
+            println!(
+                "{:<44} {:>6.3} {:>6.3} {:>10.4} {:>10.4} {:>5.2} {:>5.2} {:>5.1} {:>5.1} {:>5.2} {:>5.2}",
+                name.chars().take(44).collect::<String>(),
+                r.unchanged,
+                g.unchanged,
+                r.mean_step,
+                g.mean_step,
+                r.step_cv,
+                g.step_cv,
+                r.step_bits,
+                g.step_bits,
+                r.value_bytes_per_sample,
+                g.value_bytes_per_sample
+            );
         }
     }
     Ok(())
