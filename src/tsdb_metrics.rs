@@ -137,6 +137,13 @@ pub fn add(batch: &mut Batch, st: &TsdbStats) {
         "Samples written by block compactions.",
         b.samples_compacted,
     );
+    batch
+        .family(
+            "kahu_tsdb_compaction_seconds_total",
+            "Time spent in block compactions, from the plan to the new block in place.",
+            MetricType::Counter,
+        )
+        .sample(NO_LABELS, b.compaction_seconds);
     counter(
         batch,
         "kahu_tsdb_blocks_quarantined_total",

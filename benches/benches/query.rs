@@ -1,5 +1,5 @@
 //! PromQL engine benchmarks (issue 5), and the kahu side of the comparison with Prometheus
-//! (`benches/peer/query_vs_prometheus.sh`).
+//! (`benches/peers/query_vs_prometheus.sh`).
 //!
 //! The data (deterministic, 30 s scrapes for 24 h unless noted):
 //!

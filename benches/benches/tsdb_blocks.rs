@@ -8,6 +8,10 @@
 //!   from a block and from the head.
 //!
 //! `cargo bench -p kahu-benches --bench tsdb_blocks`
+//!
+//! With `KAHU_SELECT_BENCH_PUSH=<remote-write URL>[,<URL>...]` the bench measures nothing: it
+//! pushes the `select_100k` series (ending now) to each URL through remote write and prints the
+//! cases as PromQL selectors, tab-separated, for `benches/peers/select-vs-prometheus.sh`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
@@ -15,7 +19,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kahu_benches::workload::{Config, Workload};
+use kahu_benches::remote_write::{PushOptions, push};
+use kahu_benches::workload::{Config, Scrape, SeriesId, Source, Target, Workload};
 use kahu_tsdb::block::{BlockSpec, WriteOptions, write_block};
 use kahu_tsdb::compact::Retention;
 use kahu_tsdb::model::{Labels, MatchOp, Matcher, Sample};
@@ -45,6 +50,9 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn compaction(c: &mut Criterion) {
+    if std::env::var_os(PUSH_ENV).is_some() {
+        return;
+    }
     let cfg = Config { series: 2_000, duration_ms: 8 * HOUR, ..Config::default() };
     let start = cfg.start_ms;
     let data = kahu_benches::compress::collect(&mut Workload::new(cfg));
@@ -105,8 +113,12 @@ fn series_labels(i: usize) -> Labels {
     }))
 }
 
+fn value(i: usize, k: usize) -> f64 {
+    (i * 7 + k) as f64
+}
+
 fn samples(i: usize, start: i64) -> Vec<Sample> {
-    (0..60).map(|k| Sample::new(start + k * 15_000, (i * 7 + k as usize) as f64)).collect()
+    (0..60).map(|k| Sample::new(start + k as i64 * 15_000, value(i, k))).collect()
 }
 
 fn read_all(q: &dyn Querier, m: &[Matcher], mint: i64, maxt: i64) -> usize {
@@ -120,8 +132,76 @@ fn read_all(q: &dyn Querier, m: &[Matcher], mint: i64, maxt: i64) -> usize {
     n
 }
 
+const PUSH_ENV: &str = "KAHU_SELECT_BENCH_PUSH";
+const N: usize = 100_000;
+
+/// The `select_100k` series as remote-write scrapes: one scrape per timestamp, every series.
+struct SelectSource {
+    labels: Vec<Labels>,
+    start: i64,
+    next: usize,
+}
+
+impl Source for SelectSource {
+    fn next_scrape(&mut self) -> Option<Scrape> {
+        let k = self.next;
+        if k >= 60 {
+            return None;
+        }
+        self.next += 1;
+        let t = self.start + k as i64 * 15_000;
+        let samples = (0..self.labels.len()).map(|i| (i as SeriesId, value(i, k))).collect();
+        Some(Scrape { target: Target::Other, t, samples })
+    }
+    fn labels(&self, id: SeriesId) -> Option<&Labels> {
+        self.labels.get(id as usize)
+    }
+    fn series_created(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// `KAHU_SELECT_BENCH_PUSH` mode: pushes the series, 60 samples each ending a minute ago, and
+/// prints `start=<ms> end=<ms>` and the cases.
+fn push_select_series(urls: &str, cases: &[(&str, Vec<Matcher>, usize)]) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let start = (now - 60_000 - 59 * 15_000) / 1000 * 1000;
+    for url in urls.split(',') {
+        let mut src = SelectSource { labels: (0..N).map(series_labels).collect(), start, next: 0 };
+        let opts = PushOptions { url: url.to_string(), ..PushOptions::default() };
+        let r = push(&mut src, &opts).unwrap();
+        eprintln!("pushed {} samples to {url} in {:.1?}", r.samples, r.elapsed);
+    }
+    println!("range: start={start} end={}", start + 59 * 15_000);
+    for (name, m, series) in cases {
+        let sel = m.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(",");
+        println!("{name}\t{series}\t{{{sel}}}");
+    }
+}
+
+fn select_cases() -> Vec<(&'static str, Vec<Matcher>, usize)> {
+    let eq = |n: &str, v: &str| Matcher::equal(n, v);
+    let re = |n: &str, v: &str| Matcher::new(MatchOp::Regex, n, v).unwrap();
+    let ne = |n: &str, v: &str| Matcher::new(MatchOp::NotEqual, n, v).unwrap();
+    vec![
+        ("one_series_by_pod", vec![eq("__name__", NAMES[0]), eq("pod", "app-3-7d9f8b6c5d-00100")], 1),
+        ("name_and_namespace", vec![eq("__name__", NAMES[1]), eq("namespace", "ns-3")], 909),
+        (
+            "name_namespace_container_not_empty",
+            vec![eq("__name__", NAMES[1]), eq("namespace", "ns-3"), ne("container", "")],
+            909,
+        ),
+        ("name_and_pod_regex_prefix", vec![eq("__name__", NAMES[2]), re("pod", "app-1-.*")], 104),
+        ("name_only", vec![eq("__name__", NAMES[0])], 10_000),
+    ]
+}
+
 fn select_100k(c: &mut Criterion) {
-    const N: usize = 100_000;
+    let cases = select_cases();
+    if let Some(urls) = std::env::var_os(PUSH_ENV) {
+        push_select_series(&urls.to_string_lossy(), &cases);
+        return;
+    }
     let start = 1_795_737_600_000i64;
     let mut all: Vec<(Labels, Vec<Sample>)> = (0..N).map(|i| (series_labels(i), samples(i, start))).collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -139,20 +219,6 @@ fn select_100k(c: &mut Criterion) {
         }
         app.commit().unwrap();
     }
-    let eq = |n: &str, v: &str| Matcher::equal(n, v);
-    let re = |n: &str, v: &str| Matcher::new(MatchOp::Regex, n, v).unwrap();
-    let ne = |n: &str, v: &str| Matcher::new(MatchOp::NotEqual, n, v).unwrap();
-    let cases: Vec<(&str, Vec<Matcher>, usize)> = vec![
-        ("one_series_by_pod", vec![eq("__name__", NAMES[0]), eq("pod", "app-3-7d9f8b6c5d-00100")], 1),
-        ("name_and_namespace", vec![eq("__name__", NAMES[1]), eq("namespace", "ns-3")], 909),
-        (
-            "name_namespace_container_not_empty",
-            vec![eq("__name__", NAMES[1]), eq("namespace", "ns-3"), ne("container", "")],
-            909,
-        ),
-        ("name_and_pod_regex_prefix", vec![eq("__name__", NAMES[2]), re("pod", "app-1-.*")], 104),
-        ("name_only", vec![eq("__name__", NAMES[0])], 10_000),
-    ];
     let (mint, maxt) = (start, start + HOUR);
     let mut g = c.benchmark_group("select_100k");
     for (which, db) in [("block", &block_db), ("head", &head_db)] {

@@ -139,6 +139,8 @@ pub struct BlocksStats {
     pub compactions_failed: u64,
     /// Samples written by compactions since start.
     pub samples_compacted: u64,
+    /// Time spent compacting since start, from the plan to the new block in place.
+    pub compaction_seconds: f64,
     /// Blocks moved to `quarantine/` since start.
     pub quarantined: u64,
     /// Blocks deleted by retention since start.
@@ -412,6 +414,7 @@ impl Db {
             compactions: c.compactions.load(Ordering::Relaxed),
             compactions_failed: c.compactions_failed.load(Ordering::Relaxed),
             samples_compacted: c.samples_compacted.load(Ordering::Relaxed),
+            compaction_seconds: c.compaction_micros.load(Ordering::Relaxed) as f64 / 1e6,
             quarantined: c.quarantined.load(Ordering::Relaxed),
             retention_deleted: c.retention_deleted.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),

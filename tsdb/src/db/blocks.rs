@@ -29,6 +29,7 @@ pub(crate) struct BlockCounters {
     pub(crate) retention_deleted: AtomicU64,
     pub(crate) checkpoints: AtomicU64,
     pub(crate) samples_compacted: AtomicU64,
+    pub(crate) compaction_micros: AtomicU64,
 }
 
 /// The current block list, swapped whole: a querier clones the `Arc` of the list it starts

@@ -2,7 +2,7 @@
 # Side-by-side PromQL latency: kahu's engine (criterion, benches/benches/query.rs) against the
 # real Prometheus (Debian `prometheus` package) on the same data.
 #
-#   [KAHU_QUERY_BENCH_SCALE=<fraction>] benches/peer/query_vs_prometheus.sh [OUT_DIR]
+#   [KAHU_QUERY_BENCH_SCALE=<fraction>] benches/peers/query_vs_prometheus.sh [OUT_DIR]
 #
 # 1. The bench writes its dataset as OpenMetrics, one file per 2 h block; promtool backfills each
 #    file (one pass per file: promtool re-reads its whole input for every block it creates).
@@ -115,7 +115,7 @@ cargo bench -q -p kahu-benches --bench query -- --noplot > "$WORK/criterion.log"
     echo
     echo "Run $(date -u +%FT%TZ) on $(hostname -s): $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1048576)" GiB"}' /proc/meminfo), kahu $(git -C "$ROOT" rev-parse --short HEAD)."
     echo
-    echo "Command: \`KAHU_QUERY_BENCH_SCALE=$SCALE RUNS=$RUNS benches/peer/query_vs_prometheus.sh\` (wall time $(( $(date +%s) - T_BEGIN )) s)."
+    echo "Command: \`KAHU_QUERY_BENCH_SCALE=$SCALE RUNS=$RUNS benches/peers/query_vs_prometheus.sh\` (wall time $(( $(date +%s) - T_BEGIN )) s)."
     echo
     echo "Data: benches/benches/query.rs, 30 s scrapes for 24 h of 10,000 CPU counters and 1,000"
     echo "histogram buckets, 2,000 kube_pod_info series every 2 min (these three scaled by $SCALE), and"
