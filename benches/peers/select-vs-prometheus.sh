@@ -23,14 +23,19 @@ OUT=${1:-/dev/stdout}
 bin=target/release
 [ -x "$bin/kahu" ] || { echo "build $bin/kahu first" >&2; exit 1; }
 command -v prometheus >/dev/null || { echo "prometheus not installed (apt-get install prometheus)" >&2; exit 1; }
-PROM_PORT=${PROM_PORT:-19393}
-KAHU_PORT=${KAHU_PORT:-19394}
+PROM_PORT=${PROM_PORT:-29393}
+KAHU_PORT=${KAHU_PORT:-29394}
 work=$(mktemp -d /tmp/kahu-select.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
+# A port already taken would send the samples to someone else's server: refuse to run.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || { echo "port $1 is in use; set ${2}_PORT" >&2; exit 1; }; }
 wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done; echo "$1 did not come up" >&2; return 1; }
 
+port_free "$PROM_PORT" PROM
+port_free "$KAHU_PORT" KAHU
 : >"$work/prometheus.yml"
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-remote-write-receiver \
@@ -43,6 +48,7 @@ pids+=($!)
 pids+=($!)
 wait_http "http://127.0.0.1:$PROM_PORT/-/ready"
 wait_http "http://127.0.0.1:$KAHU_PORT/-/ready"
+for p in "${pids[@]}"; do kill -0 "$p" || { echo "a server did not start: $(tail -3 "$work"/*.log)" >&2; exit 1; }; done
 
 KAHU_SELECT_BENCH_PUSH="http://127.0.0.1:$PROM_PORT/api/v1/write,http://127.0.0.1:$KAHU_PORT/api/v1/write" \
   cargo bench -q -p kahu-benches --bench tsdb_blocks -- select_100k >"$work/cases.txt"
