@@ -122,6 +122,20 @@ struct Pending {
     ok: bool,
 }
 
+/// The buffers of a [`HeadAppender`], empty between appenders.
+#[derive(Default)]
+pub(crate) struct AppendBufs {
+    pending: Vec<Pending>,
+    /// Newest sample of each series in the batch.
+    batch_last: IdMap<(i64, u64)>,
+}
+
+/// Buffers the head keeps for reuse, and the most samples a kept buffer may have room for: a
+/// batch of 4,096 samples (twice a remote-write request) keeps about 330 KiB; a bigger batch
+/// frees its buffers.
+const KEPT_BUFS: usize = 2;
+const KEPT_BUF_SAMPLES: usize = 4096;
+
 /// A batch of appends to the [`Head`]. See [`Appender`] for the contract.
 pub struct HeadAppender<'a> {
     head: &'a Head,
@@ -133,7 +147,8 @@ pub struct HeadAppender<'a> {
 
 impl<'a> HeadAppender<'a> {
     pub(crate) fn new(head: &'a Head) -> Self {
-        HeadAppender { head, pending: Vec::new(), batch_last: IdMap::default(), new_series: 0 }
+        let AppendBufs { pending, batch_last } = head.append_bufs.lock().pop().unwrap_or_default();
+        HeadAppender { head, pending, batch_last, new_series: 0 }
     }
 
     fn append_source<L: LabelSource + ?Sized>(
@@ -310,6 +325,25 @@ impl<'a> HeadAppender<'a> {
     }
 }
 
+impl Drop for HeadAppender<'_> {
+    /// Gives the emptied buffers back to the head (the series they held are released now: head
+    /// truncation waits for them).
+    fn drop(&mut self) {
+        if self.pending.capacity() > KEPT_BUF_SAMPLES || self.batch_last.capacity() > KEPT_BUF_SAMPLES {
+            return;
+        }
+        self.pending.clear();
+        self.batch_last.clear();
+        let mut kept = self.head.append_bufs.lock();
+        if kept.len() < KEPT_BUFS {
+            kept.push(AppendBufs {
+                pending: std::mem::take(&mut self.pending),
+                batch_last: std::mem::take(&mut self.batch_last),
+            });
+        }
+    }
+}
+
 impl Appender for HeadAppender<'_> {
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
         self.append_source(labels, t, v, || labels.to_string())
@@ -396,5 +430,43 @@ impl Appender for HeadAppender<'_> {
 
     fn rollback(self: Box<Self>) {
         self.head.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+
+    fn series(i: usize) -> Labels {
+        Labels::from_pairs([("__name__", "m".to_string()), ("i", i.to_string())])
+    }
+
+    /// Appenders reuse the buffers of finished ones: nothing a rolled-back or committed batch
+    /// held reaches the next batch, and a batch too big to keep frees its buffers.
+    #[test]
+    fn reused_buffers_start_empty() {
+        let head = Head::new(HeadOptions::default(), false);
+        let mut a = Box::new(head.appender());
+        for i in 0..10 {
+            a.append(&series(i), 1000, 1.0).unwrap();
+        }
+        a.rollback();
+        assert_eq!(head.append_bufs.lock().len(), 1);
+        let mut b = Box::new(head.appender());
+        assert!(head.append_bufs.lock().is_empty(), "the buffers are taken");
+        // Older than the rolled-back sample: only the forgotten batch could refuse it.
+        b.append(&series(0), 500, 2.0).unwrap();
+        assert_eq!(b.commit().unwrap().samples, 1);
+        let mut c = Box::new(head.appender());
+        c.append(&series(1), 600, 3.0).unwrap();
+        assert_eq!(c.commit().unwrap().samples, 1, "the committed batch's sample is not applied again");
+        assert_eq!(head.stats().samples_appended, 2);
+        let mut big = Box::new(head.appender());
+        for i in 0..=KEPT_BUF_SAMPLES {
+            big.append(&series(i), 700, 1.0).unwrap();
+        }
+        big.commit().unwrap();
+        assert!(head.append_bufs.lock().is_empty(), "the big batch freed its buffers");
     }
 }

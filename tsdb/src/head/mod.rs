@@ -208,6 +208,9 @@ pub struct Head {
     /// Series that head truncation removed while something (an appender, a querier) still
     /// held them: their symbols are released once nothing does (`truncate`).
     removed: Mutex<Vec<Arc<MemSeries>>>,
+    /// Emptied buffers of finished appenders, reused by the next ones (as Prometheus pools its
+    /// appenders' sample and series slices) so that a scrape's batch does not regrow them.
+    append_bufs: Mutex<Vec<append::AppendBufs>>,
 }
 
 impl std::fmt::Debug for Head {
@@ -223,12 +226,16 @@ pub(crate) fn series_heap_bytes(s: &MemSeries) -> usize {
     16 + std::mem::size_of::<MemSeries>() + s.labels.heap_bytes() + 2 * (8 + 1) * 3 / 2
 }
 
-/// `a == b`, inline: label strings are short, and a `memcmp` call per string costs more than
-/// the comparison.
+/// `a == b`, inline for short strings: most label strings are short, and a `memcmp` call per
+/// string costs more than the comparison; long ones (container ids, cgroup paths) go to `memcmp`,
+/// which compares them a vector at a time.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
+    }
+    if a.len() > 32 {
+        return a == b;
     }
     let (mut ac, mut bc) = (a.chunks_exact(8), b.chunks_exact(8));
     for (x, y) in (&mut ac).zip(&mut bc) {
@@ -264,6 +271,7 @@ impl Head {
             counters: Counters::default(),
             replay_alias: Mutex::new(IdMap::default()),
             removed: Mutex::new(Vec::new()),
+            append_bufs: Mutex::new(Vec::new()),
         }
     }
 

@@ -36,17 +36,41 @@ fn label_len(name: &str, value: &str) -> usize {
 /// Appends the encoding of `pairs` as the `repeated Label labels = 1` fields of a remote-write
 /// `TimeSeries` (each `Label { string name = 1; string value = 2; }`): every field present, in
 /// field order, minimal varints, as Prometheus and every common sender write them.
+///
+/// Every append hashes its labels through this, so the common case (name and value shorter than
+/// 128 bytes: one-byte length varints, a label message under 16 KiB) writes each label's
+/// header bytes as one small array instead of byte by byte.
 pub fn encode_proto_labels<'s>(pairs: impl IntoIterator<Item = (&'s str, &'s str)>, out: &mut Vec<u8>) {
     for (n, v) in pairs {
-        out.push(TAG_1);
-        put_varint(out, label_len(n, v));
-        out.push(TAG_1);
-        put_varint(out, n.len());
-        out.extend_from_slice(n.as_bytes());
-        out.push(TAG_2);
-        put_varint(out, v.len());
-        out.extend_from_slice(v.as_bytes());
+        let (nl, vl) = (n.len(), v.len());
+        if nl < 0x80 && vl < 0x80 {
+            // At most 2 + 127 + 2 + 127 bytes: the label's length takes one or two bytes.
+            let ll = 4 + nl + vl;
+            out.reserve(ll + 2);
+            if ll < 0x80 {
+                out.extend_from_slice(&[TAG_1, ll as u8, TAG_1, nl as u8]);
+            } else {
+                out.extend_from_slice(&[TAG_1, (ll as u8) | 0x80, (ll >> 7) as u8, TAG_1, nl as u8]);
+            }
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(&[TAG_2, vl as u8]);
+            out.extend_from_slice(v.as_bytes());
+        } else {
+            encode_label(n, v, out);
+        }
     }
+}
+
+/// Appends one label field of [`encode_proto_labels`], byte by byte (any lengths).
+fn encode_label(n: &str, v: &str, out: &mut Vec<u8>) {
+    out.push(TAG_1);
+    put_varint(out, label_len(n, v));
+    out.push(TAG_1);
+    put_varint(out, n.len());
+    out.extend_from_slice(n.as_bytes());
+    out.push(TAG_2);
+    put_varint(out, v.len());
+    out.extend_from_slice(v.as_bytes());
 }
 
 /// The hash the head files a label set under: xxh3-64 of [`encode_proto_labels`].
@@ -320,6 +344,27 @@ mod tests {
             let mut b = Vec::new();
             put_varint(&mut b, v);
             assert_eq!(b.len(), n, "{v}");
+        }
+    }
+
+    /// The small-label fast path writes what the byte-by-byte encoder writes, on both sides of
+    /// every varint boundary (label length 127/128, string length 127/128).
+    #[test]
+    fn fast_path_matches_the_plain_encoder() {
+        let lens = [1usize, 2, 58, 59, 60, 61, 62, 63, 64, 100, 122, 123, 124, 126, 127, 128, 129, 300];
+        for &nl in &lens {
+            for &vl in &lens {
+                let (n, v) = ("n".repeat(nl), "v".repeat(vl));
+                let pairs = [("a", "b"), (n.as_str(), v.as_str()), ("z", "y")];
+                let mut fast = Vec::new();
+                encode_proto_labels(pairs.iter().copied(), &mut fast);
+                let mut plain = Vec::new();
+                for (n, v) in pairs {
+                    encode_label(n, v, &mut plain);
+                }
+                assert_eq!(fast, plain, "name {nl} bytes, value {vl} bytes");
+                assert!(ProtoLabels::parse(&fast).is_some_and(|p| p.pairs().eq(pairs)), "{nl} {vl}");
+            }
         }
     }
 
