@@ -117,6 +117,16 @@ impl Source for Workload {
     }
 }
 
+/// The relative noise of an [`Model::Int`] counter's increments. Calibrated on the real
+/// node_exporter capture (`kahu-workload floor --capture
+/// benches/testdata/node-exporter-1h.capture.zst --duration 1h`): the steady high-rate integer
+/// counters there (context switches, interrupts, page faults, Go allocations, forks) have a
+/// local noise (deviation of second differences over sqrt 2, over the mean step) of 0.12-0.48,
+/// median 0.20, where 0.3 gave the generator's same-named counters 0.30-0.38; 0.18 gives
+/// about 0.2. Bursty real counters (disk, network) vary more but cost less per sample, idle
+/// half the time (benches/runs/2026-11-28-compress/README.md).
+const INT_NOISE: f64 = 0.18;
+
 /// How one series' value evolves from scrape to scrape.
 #[derive(Debug, Clone)]
 enum Model {
@@ -177,7 +187,7 @@ impl Model {
             }
             Model::Int { v, per_s, walk } => {
                 *walk = (*walk + 0.1 * rng.normal()).clamp(-3.0, 3.0);
-                let inc = (*per_s * walk.exp() * dt_s * (1.0 + 0.3 * rng.normal())).max(0.0);
+                let inc = (*per_s * walk.exp() * dt_s * (1.0 + INT_NOISE * rng.normal())).max(0.0);
                 *v += inc.round() as u64;
                 *v as f64
             }
@@ -271,7 +281,7 @@ impl Model {
             }
             Model::Int { per_s, walk, .. } => {
                 let m = per_s * walk.exp() * dt_s;
-                rounded(m, m * f64::hypot(0.3, 0.1))
+                rounded(m, m * f64::hypot(INT_NOISE, 0.1))
             }
             Model::Sparse { p, max_step, .. } => binary(*p) + p * (*max_step as f64).log2(),
             Model::Units { p, step, .. } => binary(*p) + p * ((2 * step + 1) as f64).log2(),

@@ -15,7 +15,10 @@ fn testdata(name: &str) -> std::path::PathBuf {
 
 /// Recorded 2026-11-28 (zstd level 9, 256 KiB frames, range-coded mantissas and bit patterns
 /// with model 1, count-based adaptation, chosen per frame after zstd; the generated workload's durations in whole nanoseconds as Go
-/// exposes them); ceilings are the figure plus 2%.
+/// exposes them); ceilings are the figure plus 0.5% (the
+/// writer is deterministic; the slack covers meta.json's few varying bytes). The generated
+/// workload's integer counters have had 18% noise (calibrated on the real capture) since
+/// 2026-11-28 14:30.
 #[test]
 fn real_node_exporter_capture_stays_under_its_recorded_figure() {
     let c = Capture::read(&testdata("node-exporter-1h.capture.zst")).unwrap();
@@ -25,7 +28,7 @@ fn real_node_exporter_capture_stays_under_its_recorded_figure() {
     assert!(r.samples > 120_000);
     let recorded = 0.521;
     assert!(
-        r.per_sample_all() <= recorded * 1.02,
+        r.per_sample_all() <= recorded * 1.005,
         "{:.3} bytes/sample, recorded {recorded}",
         r.per_sample_all()
     );
@@ -39,7 +42,7 @@ fn real_kahu_self_metrics_capture_stays_under_its_recorded_figure() {
     let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
     let recorded = 0.892;
     assert!(
-        r.per_sample_all() <= recorded * 1.02,
+        r.per_sample_all() <= recorded * 1.005,
         "{:.3} bytes/sample, recorded {recorded}",
         r.per_sample_all()
     );
@@ -51,9 +54,9 @@ fn generated_kubernetes_node_workload_stays_under_its_recorded_figure() {
     let data = collect(&mut Workload::new(cfg));
     let dir = tempfile::tempdir().unwrap();
     let r = measure(&data, dir.path(), &WriteOptions::default()).unwrap();
-    let recorded = 0.594;
+    let recorded = 0.584;
     assert!(
-        r.per_sample_2h() <= recorded * 1.02,
+        r.per_sample_2h() <= recorded * 1.005,
         "{:.3} bytes/sample, recorded {recorded}",
         r.per_sample_2h()
     );
