@@ -13,7 +13,7 @@ Columns:
   max_sig_digits   max of the same,
   frac_digits      median digits after the decimal point,
   int_share        share of values that are whole numbers,
-  gcd_4096_share   share of changed counter steps that are multiples of 4096,
+  gcd_4096_share   share of changed steps that are whole multiples of 4096 (pages),
   resets           counter decreases seen.
 """
 import math, os, re, statistics, sys
@@ -22,25 +22,31 @@ from collections import defaultdict
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+\S+)?$')
 
 
-def sig_digits(txt):
+def normalize(txt):
+    """The value's decimal text without sign, exponent or trailing fraction zeros ("4096.0" -> "4096")."""
     t = txt.lower().lstrip("+-")
-    if "e" in t:
-        mant, _ = t.split("e", 1)
+    v = float(t)
+    if not math.isfinite(v):
+        return "0", 0
+    r = repr(v)  # shortest round-trip text, as Go's strconv 'g' would give the digits
+    if "e" in r:
+        mant, ex = r.split("e", 1)
+        ex = int(ex)
     else:
-        mant = t
-    digits = mant.replace(".", "").lstrip("0")
-    if "." not in mant:
-        digits = digits.rstrip("0") or digits
-    return max(len(digits), 1) if digits else 1
+        mant, ex = r, 0
+    ip, _, fp = mant.partition(".")
+    fp = fp.rstrip("0")
+    return ip + fp, max(0, len(fp) - ex)
+
+
+def sig_digits(txt):
+    digits, _ = normalize(txt)
+    d = digits.lstrip("0").rstrip("0")
+    return max(len(d), 1)
 
 
 def frac_digits(txt):
-    t = txt.lower()
-    if "e" in t:
-        mant, ex = t.split("e", 1)
-        f = len(mant.split(".", 1)[1]) if "." in mant else 0
-        return max(0, f - int(ex))
-    return len(t.split(".", 1)[1]) if "." in t else 0
+    return normalize(txt)[1]
 
 
 def load(dirs):
@@ -89,7 +95,7 @@ def main():
                         rel_steps.append(abs(d) / abs(vals[i]))
                     sig.append(sig_digits(pts[i][1]))
                     frac.append(frac_digits(pts[i][1]))
-                    if counter and d > 0 and d == int(d) and int(d) % 4096 == 0:
+                    if d == int(d) and int(d) % 4096 == 0:
                         mult4096 += 1
                 if counter and d < 0:
                     resets += 1
@@ -103,7 +109,7 @@ def main():
             med(abs_steps), med(rel_steps), med(cvs),
             med(sig) if sig else "", max(sig) if sig else "", med(frac) if frac else "",
             ints / samples if samples else 0,
-            ("%.3f" % (mult4096 / changed)) if counter and changed else "", resets))
+            ("%.3f" % (mult4096 / changed)) if changed else "", resets))
 
 
 if __name__ == "__main__":
