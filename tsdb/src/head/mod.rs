@@ -228,23 +228,37 @@ pub(crate) fn series_heap_bytes(s: &MemSeries) -> usize {
 
 /// `a == b`, inline for short strings: most label strings are short, and a `memcmp` call per
 /// string costs more than the comparison; long ones (container ids, cgroup paths) go to `memcmp`,
-/// which compares them a vector at a time.
+/// which compares them a vector at a time. A short string is compared a word at a time, its
+/// tail as one last word that overlaps the one before (no byte loop).
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    if a.len() > 32 {
+    if n > 32 {
         return a == b;
     }
-    let (mut ac, mut bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut ac).zip(&mut bc) {
-        let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
-        if word(x) != word(y) {
-            return false;
+    if n >= 8 {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_ne_bytes)
+        };
+        let mut at = 0;
+        while at + 8 < n {
+            if word(a, at) != word(b, at) {
+                return false;
+            }
+            at += 8;
         }
+        return word(a, n - 8) == word(b, n - 8);
     }
-    ac.remainder().iter().zip(bc.remainder()).all(|(x, y)| x == y)
+    if n >= 4 {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).map(u32::from_ne_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl Head {
@@ -547,6 +561,29 @@ impl Head {
             symbols,
             heap_bytes: heap,
             bytes_per_series: heap.checked_div(series).unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every length through each path (bytes, two half-words, words, `memcmp`), with a
+    /// difference at every position.
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        for n in 0..=40u8 {
+            let a: Vec<u8> = (1..=n).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for i in 0..usize::from(n) {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!same_bytes(&a, &b), "{n} bytes, differing at {i}");
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!same_bytes(&a, &longer), "{n}");
         }
     }
 }
