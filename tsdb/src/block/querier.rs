@@ -242,12 +242,26 @@ impl Querier for BlocksQuerier {
         Ok(series_set(self.matching(matchers, mint, maxt)?, mint, maxt))
     }
 
+    // From each overlapping block's index, as Prometheus' block index reader answers: a series
+    // counts when its block overlaps `[mint, maxt]`, whether or not it has a sample in the range
+    // (the head answers the same way), and no chunk is read.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, QueryError> {
         let mut names = std::collections::BTreeSet::new();
-        // Through the series, not the index's name table: only series with samples in the
-        // range count, as in the head.
-        for s in self.select(matchers, mint, maxt)? {
-            names.extend(s.labels().iter().map(|l| l.name.to_string()));
+        for b in self.overlapping(mint, maxt) {
+            let index = b.index();
+            if matchers.is_empty() {
+                names.extend(index.label_names().map(str::to_string));
+                continue;
+            }
+            let to_err = |source| query_err(BlockError::Index { dir: b.dir().to_path_buf(), source });
+            let ids = index.select(matchers).map_err(to_err)?;
+            for (_, labels, _) in index.series(&ids).map_err(to_err)? {
+                for l in labels.iter() {
+                    if !names.contains(&*l.name) {
+                        names.insert(l.name.to_string());
+                    }
+                }
+            }
         }
         Ok(names.into_iter().collect())
     }
@@ -260,8 +274,22 @@ impl Querier for BlocksQuerier {
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
         let mut values = std::collections::BTreeSet::new();
-        for s in self.select(matchers, mint, maxt)? {
-            values.extend(s.labels().get(name).map(str::to_string));
+        for b in self.overlapping(mint, maxt) {
+            let index = b.index();
+            if matchers.is_empty() {
+                values.extend(index.label_values(name).map(str::to_string));
+                continue;
+            }
+            let to_err = |source| query_err(BlockError::Index { dir: b.dir().to_path_buf(), source });
+            let ids = index.select(matchers).map_err(to_err)?;
+            match index.values_among(name, &ids).map_err(to_err)? {
+                Some(found) => values.extend(found.into_iter().map(str::to_string)),
+                None => {
+                    for (_, labels, _) in index.series(&ids).map_err(to_err)? {
+                        values.extend(labels.get(name).map(str::to_string));
+                    }
+                }
+            }
         }
         Ok(values.into_iter().collect())
     }

@@ -127,9 +127,24 @@ proptest! {
                 prop_assert_eq!(&collect(&two, &ms, mint, maxt), &want);
                 prop_assert_eq!(&collect(&overlap, &ms, mint, maxt), &want);
                 prop_assert_eq!(&collect(&merged, &ms, mint, maxt), &want);
-                prop_assert_eq!(merged.label_values("pod", &ms, mint, maxt).unwrap(), hq.label_values("pod", &ms, mint, maxt).unwrap());
-                prop_assert_eq!(one.label_values("pod", &ms, mint, maxt).unwrap(), hq.label_values("pod", &ms, mint, maxt).unwrap());
-                prop_assert_eq!(one.label_names(&ms, mint, maxt).unwrap(), hq.label_names(&ms, mint, maxt).unwrap());
+                // Blocks answer label names and values from their index, as Prometheus does:
+                // every matching series of a block that overlaps the range counts, with or
+                // without a sample in it. So they list at least what has samples in the range
+                // (the MemHead's answer) and at most every matching series.
+                let subset = |small: &[String], big: &[String]| small.iter().all(|x| big.contains(x));
+                let (within, every) = (hq.label_values("pod", &ms, mint, maxt).unwrap(), hq.label_values("pod", &ms, i64::MIN, i64::MAX).unwrap());
+                for q in [&merged as &dyn Querier, &one] {
+                    let got = q.label_values("pod", &ms, mint, maxt).unwrap();
+                    prop_assert!(subset(&within, &got) && subset(&got, &every), "{:?} not between {:?} and {:?}", got, within, every);
+                }
+                let (names_within, names_every) = (hq.label_names(&ms, mint, maxt).unwrap(), hq.label_names(&ms, i64::MIN, i64::MAX).unwrap());
+                let got = one.label_names(&ms, mint, maxt).unwrap();
+                prop_assert!(subset(&names_within, &got) && subset(&got, &names_every), "{:?} not between {:?} and {:?}", got, names_within, names_every);
+                if (mint, maxt) == (i64::MIN, i64::MAX) {
+                    prop_assert_eq!(&one.label_values("pod", &ms, mint, maxt).unwrap(), &every);
+                    prop_assert_eq!(&merged.label_values("pod", &ms, mint, maxt).unwrap(), &every);
+                    prop_assert_eq!(&one.label_names(&ms, mint, maxt).unwrap(), &names_every);
+                }
             }
         }
     }
@@ -186,6 +201,50 @@ proptest! {
             }
         }
     }
+}
+
+/// Label names and values come from the index of every block that overlaps the range, as in
+/// Prometheus: a series without a sample in the range is listed, and a label with few values is
+/// answered by intersecting postings (`values_among`) exactly as by reading every series.
+#[test]
+fn label_values_answer_from_the_index_of_overlapping_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    // 400 series of 4 namespaces; even ones have samples in the first hour only, odd ones in
+    // the second; metric `m1` only in namespaces ns-0 and ns-2.
+    let mut series: Vec<(Labels, Vec<Sample>)> = (0..400)
+        .map(|i: i64| {
+            let l = Labels::from_pairs([
+                ("__name__", format!("m{}", i % 2)),
+                ("i", format!("{i:04}")),
+                ("ns", format!("ns-{}", i % 4)),
+            ]);
+            let start = (i % 2) * 3_600_000;
+            let s: Vec<Sample> = (0..240).map(|k| Sample::new(start + k * 15_000, k as f64)).collect();
+            (l, s)
+        })
+        .collect();
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let spec = BlockSpec { min_time: 0, max_time: 7_200_000, ..Default::default() };
+    let meta = write_block(dir.path(), series, &spec, &WriteOptions::default()).unwrap().unwrap();
+    let block = Arc::new(Block::open(&dir.path().join(&meta.ulid), FrameCache::new(1 << 20)).unwrap());
+    let q = BlocksQuerier::new(vec![Arc::clone(&block)]);
+    let second_hour = (3_600_000, 7_199_999);
+    let m0 = [Matcher::equal("__name__", "m0")];
+    // `m0` has no sample in the second hour; its series are listed all the same.
+    assert_eq!(q.label_values("ns", &m0, second_hour.0, second_hour.1).unwrap(), ["ns-0", "ns-2"]);
+    assert_eq!(q.label_values("__name__", &[], second_hour.0, second_hour.1).unwrap(), ["m0", "m1"]);
+    assert_eq!(q.label_names(&m0, second_hour.0, second_hour.1).unwrap(), ["__name__", "i", "ns"]);
+    // Outside the block: nothing.
+    assert!(q.label_values("ns", &m0, 7_200_000, 9_000_000).unwrap().is_empty());
+    // The postings intersection is taken for `ns` (4 values) and not for `i` (one per series);
+    // both agree with reading the series.
+    let index = block.index();
+    let ids = index.select(&m0).unwrap();
+    assert_eq!(index.values_among("ns", &ids).unwrap(), Some(vec!["ns-0", "ns-2"]));
+    assert_eq!(index.values_among("i", &ids[..1]).unwrap(), None);
+    let i_values = q.label_values("i", &m0, 0, 7_199_999).unwrap();
+    assert_eq!(i_values.len(), 200);
+    assert!(i_values.iter().all(|v| v.parse::<i64>().is_ok_and(|i| i % 2 == 0)));
 }
 
 fn one_block() -> (tempfile::TempDir, std::path::PathBuf) {

@@ -87,6 +87,22 @@ impl Index {
         self.names.get(name).map(|vals| vals.keys().map(|k| k.to_string()).collect()).unwrap_or_default()
     }
 
+    /// The values of `name` carried by at least one series of `refs` (sorted, distinct), found
+    /// by intersecting each value's postings with `refs`, as Prometheus'
+    /// `FindIntersectingPostings` does; `None` when that would read more postings entries than
+    /// reading the labels of every series in `refs` costs (a label with about as many values as
+    /// there are series, like `pod`), so the caller does that instead.
+    pub(crate) fn values_among(&self, name: &str, refs: &[u64]) -> Option<Vec<String>> {
+        let Some(values) = self.names.get(name) else { return Some(Vec::new()) };
+        // A series lookup and label scan costs about as much as decoding a few dozen postings
+        // entries; each value's scan stops at its first common ref, so this bound is pessimistic.
+        let entries: usize = values.values().map(Postings::len).sum();
+        if entries > refs.len().saturating_mul(VALUES_AMONG_ENTRIES_PER_SERIES) {
+            return None;
+        }
+        Some(values.iter().filter(|(_, p)| intersects(p.iter(), refs)).map(|(v, _)| v.to_string()).collect())
+    }
+
     /// Union of the postings of the values of `m.name` that `m` accepts (or rejects, when
     /// `accepted` is false).
     fn postings_where(&self, m: &Matcher, accepted: bool) -> Vec<u64> {
@@ -200,6 +216,25 @@ pub(crate) fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
+/// How many postings entries [`Index::values_among`] may read per series it would otherwise
+/// resolve.
+const VALUES_AMONG_ENTRIES_PER_SERIES: usize = 16;
+
+/// Whether increasing `a` and sorted `b` share a ref; stops at the first one.
+fn intersects(a: impl Iterator<Item = u64>, mut b: &[u64]) -> bool {
+    for x in a {
+        // Skip what is below `x` in `b`; a long gap costs a binary search, not a walk.
+        let skip = b.partition_point(|&y| y < x);
+        b = b.get(skip..).unwrap_or(&[]);
+        match b.first() {
+            None => return false,
+            Some(&y) if y == x => return true,
+            Some(_) => {}
+        }
+    }
+    false
+}
+
 /// Sorted `a` minus sorted `b`.
 pub(crate) fn difference(a: &[u64], b: &[u64]) -> Vec<u64> {
     let mut out = Vec::with_capacity(a.len());
@@ -231,6 +266,31 @@ mod tests {
             let (ap, bp) = (Postings::from_sorted(&av), Postings::from_sorted(&bv));
             let lists: Vec<&Postings> = [&ap, &bp].into_iter().flatten().collect();
             prop_assert_eq!(union(&lists), a.union(&b).copied().collect::<Vec<_>>());
+        }
+
+        /// Values found by postings intersection are exactly the values the series carry.
+        #[test]
+        fn values_among_agrees_with_reading_the_series(
+            series in proptest::collection::vec(proptest::collection::btree_map("[ab]", "[xyz]{0,2}", 0..3), 1..40),
+            picked in proptest::collection::vec(any::<bool>(), 40),
+        ) {
+            let mut idx = Index::default();
+            let mut all = Vec::new();
+            for (r, l) in series.iter().enumerate() {
+                let labels: Vec<(Arc<str>, Arc<str>)> = l.iter().filter(|(_, v)| !v.is_empty()).map(|(n, v)| (Arc::from(n.as_str()), Arc::from(v.as_str()))).collect();
+                idx.add(r as u64 * 3, &labels);
+                all.push(labels);
+            }
+            let refs: Vec<u64> = (0..all.len()).filter(|&i| picked.get(i) == Some(&true)).map(|i| i as u64 * 3).collect();
+            for name in ["a", "b", "c"] {
+                let want: BTreeSet<String> = refs.iter().filter_map(|r| all.get(*r as usize / 3)).filter_map(|l| l.iter().find(|(n, _)| n.as_ref() == name)).map(|(_, v)| v.to_string()).collect();
+                if let Some(got) = idx.values_among(name, &refs) {
+                    prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+                } else {
+                    // Declined only when the postings outnumber what reading the series costs.
+                    prop_assert!(all.len() > refs.len() * VALUES_AMONG_ENTRIES_PER_SERIES);
+                }
+            }
         }
 
         /// The index must select exactly what a scan with `Matcher::matches` selects.

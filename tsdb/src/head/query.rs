@@ -85,6 +85,11 @@ impl HeadQuerier {
 
     fn matching(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let refs = self.head.index.read().postings_for(matchers);
+        self.resolve(refs)
+    }
+
+    /// The series of `refs` that are still in the head.
+    fn resolve(&self, refs: Vec<u64>) -> Vec<Arc<MemSeries>> {
         refs.into_iter().filter_map(|r| self.head.series_by_ref(r)).collect()
     }
 
@@ -191,10 +196,20 @@ impl Querier for HeadQuerier {
         if matchers.is_empty() {
             return Ok(self.head.index.read().label_values(name));
         }
+        let refs = {
+            let index = self.head.index.read();
+            let refs = index.postings_for(matchers);
+            // Few values (`namespace` for a metric name): intersect each value's postings with
+            // the matching series instead of reading every one of them.
+            if let Some(values) = index.values_among(name, &refs) {
+                return Ok(values);
+            }
+            refs
+        };
         let name_id = self.head.symbols.read().lookup(name);
         let Some(name_id) = name_id else { return Ok(Vec::new()) };
         // Held until the ids are resolved (see `label_names`).
-        let series = self.matching(matchers);
+        let series = self.resolve(refs);
         let mut ids: Vec<u32> = Vec::new();
         for s in &series {
             if let Some(v) = s.labels.iter().find_map(|(n, v)| (n == name_id).then_some(v)) {

@@ -203,6 +203,26 @@ impl IndexReader {
         }
     }
 
+    /// The values of `name` carried by at least one series of `refs` (sorted ids), sorted, found
+    /// by intersecting each value's postings with `refs` as Prometheus'
+    /// `FindIntersectingPostings` does; `None` when the value's postings are bigger than reading
+    /// the series of `refs` would be (a label with about as many values as series, like `pod`).
+    pub fn values_among(&self, name: &str, refs: &[u32]) -> Result<Option<Vec<&str>>, IndexError> {
+        let Some(vals) = self.table.get(name) else { return Ok(Some(Vec::new())) };
+        // A series entry (labels and chunk metas) costs a few dozen bytes to decode.
+        let bytes: usize = vals.iter().map(|e| e.len).sum();
+        if bytes > refs.len().saturating_mul(32) {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for e in vals {
+            if !intersect(&self.read_postings(e)?, refs).is_empty() {
+                out.push(e.value.as_ref());
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Values of `m.name` that `m` accepts (non-empty values only), narrowed through the sorted
     /// value list before the matcher is run.
     fn matching_entries<'a>(&'a self, m: &Matcher) -> Vec<&'a ValueEntry> {
