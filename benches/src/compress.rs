@@ -48,6 +48,16 @@ fn dir_size(p: &Path) -> u64 {
 
 /// Reads the whole source into per-series sample lists.
 pub fn collect(source: &mut impl Source) -> BTreeMap<Labels, Vec<Sample>> {
+    samples_by_id(source)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| source.labels(i as u32).map(|l| (l.clone(), s)))
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+/// Reads the whole source into sample lists indexed by series id.
+fn samples_by_id(source: &mut impl Source) -> Vec<Vec<Sample>> {
     let mut by_id: Vec<Vec<Sample>> = Vec::new();
     while let Some(s) = source.next_scrape() {
         for (id, v) in s.samples {
@@ -61,11 +71,6 @@ pub fn collect(source: &mut impl Source) -> BTreeMap<Labels, Vec<Sample>> {
         }
     }
     by_id
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, s)| source.labels(i as u32).map(|l| (l.clone(), s)))
-        .filter(|(_, s)| !s.is_empty())
-        .collect()
 }
 
 /// Writes `data` into `dir` as 2 h blocks (aligned to 2 h, as the head persists them) and as
@@ -329,18 +334,7 @@ pub struct FloorRow {
 pub fn floor_by_kind(cfg: crate::workload::Config, range_ms: i64) -> Vec<FloorRow> {
     use crate::workload::Workload;
     let mut w = Workload::new(cfg).track_floor();
-    let mut by_id: Vec<Vec<Sample>> = Vec::new();
-    for s in w.by_ref() {
-        for (id, v) in s.samples {
-            let i = id as usize;
-            if by_id.len() <= i {
-                by_id.resize_with(i + 1, Vec::new);
-            }
-            if let Some(list) = by_id.get_mut(i) {
-                list.push(Sample::new(s.t, v));
-            }
-        }
-    }
+    let by_id = samples_by_id(&mut w);
     let floor = w.floor_by_kind();
     let mut rows: BTreeMap<&'static str, FloorRow> = BTreeMap::new();
     for (kind, f) in &floor {
